@@ -1,0 +1,385 @@
+// Package config is meshgate's one config model: the types every role (gateway, sidecar, control
+// plane) is configured with, their strict decoding from YAML, defaults and whole-file validation.
+//
+// The doc comment of every field is the reference documentation: docs/config.md is generated from
+// this file.
+package config
+
+import "time"
+
+// Config is one complete, versioned configuration of a meshgate process.
+type Config struct {
+	// Version is the schema version of this file. Required; the only supported value is 1.
+	Version int `yaml:"version" json:"version"`
+	// Admin configures the admin HTTP listener (health, metrics, config API).
+	Admin Admin `yaml:"admin" json:"admin"`
+	// AccessLog configures the per-request access log.
+	AccessLog AccessLog `yaml:"accessLog" json:"accessLog"`
+	// Listeners are the sockets meshgate accepts traffic on.
+	Listeners []Listener `yaml:"listeners" json:"listeners"`
+	// Routes map requests arriving on listeners to backends, in Gateway API precedence order.
+	Routes []Route `yaml:"routes" json:"routes"`
+	// Services are the upstream services routes send traffic to.
+	Services []Service `yaml:"services" json:"services"`
+
+	// Source records where this config came from, for error messages. It is not part of the file.
+	Source Source `yaml:"-" json:"-"`
+}
+
+// Admin configures the admin HTTP listener.
+type Admin struct {
+	// Address is the host:port the admin API listens on. Default "127.0.0.1:9901" (loopback only).
+	// Set "off" to disable the admin listener.
+	Address string `yaml:"address" json:"address"`
+	// Pprof exposes Go's /debug/pprof handlers on the admin listener. Default false.
+	Pprof bool `yaml:"pprof" json:"pprof"`
+}
+
+// AccessLog configures the access log: one JSON line per request.
+type AccessLog struct {
+	// Path is where access log lines go: "stdout" (default), "stderr", "off", or a file path
+	// (opened for append).
+	Path string `yaml:"path" json:"path"`
+}
+
+// Listener protocols.
+const (
+	ProtocolHTTP  = "http"  // HTTP/1.1, and HTTP/2 with prior knowledge (h2c) detected by preface.
+	ProtocolHTTPS = "https" // TLS with ALPN h2 and http/1.1.
+	ProtocolH2C   = "h2c"   // cleartext HTTP/2 with prior knowledge only (gRPC clients).
+)
+
+// Listener is one socket that accepts downstream traffic.
+type Listener struct {
+	// Name identifies the listener; routes refer to it. Required, unique.
+	Name string `yaml:"name" json:"name"`
+	// Address is the host:port to listen on, for example "0.0.0.0:8080". Required, unique.
+	Address string `yaml:"address" json:"address"`
+	// Protocol is "http" (HTTP/1.1, plus HTTP/2 prior knowledge), "https" (TLS, ALPN h2 and
+	// http/1.1) or "h2c" (cleartext HTTP/2 only). Default "http".
+	Protocol string `yaml:"protocol" json:"protocol"`
+	// TLS holds certificates and TLS policy. Required when protocol is "https", invalid otherwise.
+	TLS *ListenerTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// Timeouts bound how long downstream clients may take. Every timeout has a safe default.
+	Timeouts ListenerTimeouts `yaml:"timeouts" json:"timeouts"`
+	// Limits bound the size of what downstream clients may send.
+	Limits ListenerLimits `yaml:"limits" json:"limits"`
+	// TrustedProxies lists the CIDRs (or single IPs) of proxies in front of meshgate whose
+	// X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and Forwarded headers are believed.
+	// From any other peer these headers are replaced. Default empty: trust nobody.
+	TrustedProxies []string `yaml:"trustedProxies,omitempty" json:"trustedProxies,omitempty"`
+	// Paths controls how request paths are normalised before matching.
+	Paths PathNormalization `yaml:"paths" json:"paths"`
+}
+
+// ListenerTLS configures TLS termination on a listener.
+type ListenerTLS struct {
+	// Certificates are served by SNI: the first certificate whose names match the client's server
+	// name is used; the first certificate is the default when none matches. At least one is required.
+	Certificates []Certificate `yaml:"certificates" json:"certificates"`
+	// MinVersion is the lowest TLS version accepted: "1.2" (default) or "1.3".
+	MinVersion string `yaml:"minVersion,omitempty" json:"minVersion,omitempty"`
+}
+
+// Certificate is a certificate chain and its private key, both PEM files.
+type Certificate struct {
+	// Cert is the path of the PEM certificate chain, leaf first. Relative paths are relative to
+	// the config file's directory.
+	Cert string `yaml:"cert" json:"cert"`
+	// Key is the path of the PEM private key. Relative paths are relative to the config file's directory.
+	Key string `yaml:"key" json:"key"`
+}
+
+// ListenerTimeouts bound the time downstream clients may take.
+type ListenerTimeouts struct {
+	// ReadHeader is how long a client may take to send a complete request head. Default 10s.
+	ReadHeader time.Duration `yaml:"readHeader,omitempty" json:"readHeader,omitempty"`
+	// Idle closes a keep-alive connection that carries no request for this long. Default 60s.
+	Idle time.Duration `yaml:"idle,omitempty" json:"idle,omitempty"`
+	// Request bounds a whole exchange, from the first byte of the request to the last byte of the
+	// response, unless the route's timeout says otherwise. Upgraded connections (WebSocket) are
+	// exempt once upgraded. Default 5m.
+	Request time.Duration `yaml:"request,omitempty" json:"request,omitempty"`
+}
+
+// ListenerLimits bound what downstream clients may send.
+type ListenerLimits struct {
+	// MaxHeaderBytes is the largest request head accepted, in bytes; larger heads get 431.
+	// Default 65536.
+	MaxHeaderBytes int `yaml:"maxHeaderBytes,omitempty" json:"maxHeaderBytes,omitempty"`
+	// MaxHeaderCount is the most header fields a request may carry; more get 431. Default 100.
+	MaxHeaderCount int `yaml:"maxHeaderCount,omitempty" json:"maxHeaderCount,omitempty"`
+	// MaxBodyBytes is the largest request body accepted, in bytes; larger bodies get 413.
+	// Default 10485760 (10 MiB). Set -1 for no limit.
+	MaxBodyBytes int64 `yaml:"maxBodyBytes,omitempty" json:"maxBodyBytes,omitempty"`
+	// MaxConnections is the most downstream connections open at once; further connections wait
+	// in the kernel's accept queue. Default 10000.
+	MaxConnections int `yaml:"maxConnections,omitempty" json:"maxConnections,omitempty"`
+	// MaxConcurrentStreams is the most concurrent HTTP/2 streams per connection. Default 250.
+	MaxConcurrentStreams uint32 `yaml:"maxConcurrentStreams,omitempty" json:"maxConcurrentStreams,omitempty"`
+}
+
+// PathNormalization controls path normalisation before routing. Dot segments are always resolved
+// and unreserved percent-escapes always decoded.
+type PathNormalization struct {
+	// KeepSlashes turns off merging of repeated slashes ("//a" stays "//a"). Default false: merge.
+	KeepSlashes bool `yaml:"keepSlashes,omitempty" json:"keepSlashes,omitempty"`
+	// AllowEncodedSlash accepts "%2F" and "%5C" in paths (left encoded). Default false: such
+	// requests get 400 with reason "bad_path".
+	AllowEncodedSlash bool `yaml:"allowEncodedSlash,omitempty" json:"allowEncodedSlash,omitempty"`
+}
+
+// Route maps matching requests to backends, with optional filters. Among all routes that match a
+// request the most specific wins, following the Gateway API HTTPRoute precedence rules.
+type Route struct {
+	// Name identifies the route in logs, metrics and errors. Required, unique.
+	Name string `yaml:"name" json:"name"`
+	// Listeners names the listeners this route serves. Default: all listeners.
+	Listeners []string `yaml:"listeners,omitempty" json:"listeners,omitempty"`
+	// Hosts are the hostnames this route serves: exact names ("api.example.com") or a leading
+	// wildcard label ("*.example.org", which matches one or more labels before "example.org").
+	// Matching ignores case and any port. Default: every host.
+	Hosts []string `yaml:"hosts,omitempty" json:"hosts,omitempty"`
+	// Match lists alternatives: the route matches when any entry matches, and an entry matches
+	// when all of its fields do. Default: one entry matching every path (prefix "/").
+	Match []RouteMatch `yaml:"match,omitempty" json:"match,omitempty"`
+	// Filters run in order on matching requests and their responses.
+	Filters []Filter `yaml:"filters,omitempty" json:"filters,omitempty"`
+	// Backends receive the traffic, split by weight. Required unless a filter answers the request
+	// itself (redirect or respond).
+	Backends []Backend `yaml:"backends,omitempty" json:"backends,omitempty"`
+	// Timeout bounds the whole exchange for this route, overriding the listener's request timeout.
+	// Default: the listener's. Streaming routes (gRPC streams, SSE) may need 0, meaning no limit.
+	Timeout *time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// RouteMatch is one set of conditions; all that are set must hold.
+type RouteMatch struct {
+	// Path matches the normalised request path. Default: prefix "/".
+	Path *PathMatch `yaml:"path,omitempty" json:"path,omitempty"`
+	// Method matches the request method exactly, for example "GET". Default: any method.
+	Method string `yaml:"method,omitempty" json:"method,omitempty"`
+	// Headers must all match.
+	Headers []HeaderMatch `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Query parameters must all match.
+	Query []QueryMatch `yaml:"query,omitempty" json:"query,omitempty"`
+}
+
+// PathMatch matches the request path. Exactly one field must be set.
+type PathMatch struct {
+	// Exact matches the whole path, for example "/login".
+	Exact string `yaml:"exact,omitempty" json:"exact,omitempty"`
+	// Prefix matches whole path segments: "/users" matches "/users" and "/users/7", not "/usersx".
+	Prefix string `yaml:"prefix,omitempty" json:"prefix,omitempty"`
+	// Regex is an RE2 regular expression that must match the whole path.
+	Regex string `yaml:"regex,omitempty" json:"regex,omitempty"`
+}
+
+// HeaderMatch matches one request header. Set exactly one of Value, Regex or Present.
+type HeaderMatch struct {
+	// Name is the header name, matched without regard to case. Required.
+	Name string `yaml:"name" json:"name"`
+	// Value must equal the header's value exactly.
+	Value string `yaml:"value,omitempty" json:"value,omitempty"`
+	// Regex is an RE2 regular expression that must match the whole value.
+	Regex string `yaml:"regex,omitempty" json:"regex,omitempty"`
+	// Present matches when the header is present, whatever its value.
+	Present bool `yaml:"present,omitempty" json:"present,omitempty"`
+}
+
+// QueryMatch matches one query parameter (its first occurrence, after percent-decoding). Set
+// exactly one of Value, Regex or Present.
+type QueryMatch struct {
+	// Name is the parameter name, matched exactly. Required.
+	Name string `yaml:"name" json:"name"`
+	// Value must equal the parameter's value exactly.
+	Value string `yaml:"value,omitempty" json:"value,omitempty"`
+	// Regex is an RE2 regular expression that must match the whole value.
+	Regex string `yaml:"regex,omitempty" json:"regex,omitempty"`
+	// Present matches when the parameter is present, whatever its value.
+	Present bool `yaml:"present,omitempty" json:"present,omitempty"`
+}
+
+// Filter is one step applied to matching requests. Exactly one field must be set.
+type Filter struct {
+	// RequestHeaders edits the request headers sent upstream.
+	RequestHeaders *HeaderFilter `yaml:"requestHeaders,omitempty" json:"requestHeaders,omitempty"`
+	// ResponseHeaders edits the response headers sent downstream.
+	ResponseHeaders *HeaderFilter `yaml:"responseHeaders,omitempty" json:"responseHeaders,omitempty"`
+	// Rewrite changes the path or host sent upstream.
+	Rewrite *Rewrite `yaml:"rewrite,omitempty" json:"rewrite,omitempty"`
+	// Redirect answers with a redirect instead of forwarding.
+	Redirect *Redirect `yaml:"redirect,omitempty" json:"redirect,omitempty"`
+	// Respond answers with a fixed response instead of forwarding.
+	Respond *Respond `yaml:"respond,omitempty" json:"respond,omitempty"`
+}
+
+// HeaderFilter edits headers. Remove runs first, then Set, then Add.
+type HeaderFilter struct {
+	// Set replaces each named header with the given value (adding it when absent).
+	Set map[string]string `yaml:"set,omitempty" json:"set,omitempty"`
+	// Add appends a field with the given value, keeping existing ones.
+	Add map[string]string `yaml:"add,omitempty" json:"add,omitempty"`
+	// Remove deletes every field with one of these names.
+	Remove []string `yaml:"remove,omitempty" json:"remove,omitempty"`
+}
+
+// Rewrite changes the request sent upstream. Path and PathPrefix are mutually exclusive.
+type Rewrite struct {
+	// PathPrefix replaces the part of the path matched by the route's prefix match with this value
+	// ("/users/7" with prefix "/users" and pathPrefix "/" becomes "/7"). The route's matches must
+	// all be prefix matches.
+	PathPrefix string `yaml:"pathPrefix,omitempty" json:"pathPrefix,omitempty"`
+	// Path replaces the whole path.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Host replaces the Host header (HTTP/2: :authority) sent upstream.
+	Host string `yaml:"host,omitempty" json:"host,omitempty"`
+}
+
+// Redirect answers with a redirect built from the request, changing the parts that are set.
+type Redirect struct {
+	// Scheme is "http" or "https". Default: the request's scheme.
+	Scheme string `yaml:"scheme,omitempty" json:"scheme,omitempty"`
+	// Host replaces the host name. Default: the request's host.
+	Host string `yaml:"host,omitempty" json:"host,omitempty"`
+	// Port replaces the port. Default: the request's port, or the scheme's default when the
+	// scheme changes.
+	Port int `yaml:"port,omitempty" json:"port,omitempty"`
+	// Path replaces the whole path. Default: the request's path.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// PathPrefix replaces the matched prefix, as in Rewrite. Mutually exclusive with Path.
+	PathPrefix string `yaml:"pathPrefix,omitempty" json:"pathPrefix,omitempty"`
+	// Status is 301, 302, 303, 307 or 308. Default 302.
+	Status int `yaml:"status,omitempty" json:"status,omitempty"`
+}
+
+// Respond answers with a fixed response.
+type Respond struct {
+	// Status is the status code. Default 200.
+	Status int `yaml:"status,omitempty" json:"status,omitempty"`
+	// Body is the response body. Default empty.
+	Body string `yaml:"body,omitempty" json:"body,omitempty"`
+	// ContentType is the Content-Type of Body. Default "text/plain; charset=utf-8" when Body is set.
+	ContentType string `yaml:"contentType,omitempty" json:"contentType,omitempty"`
+}
+
+// Backend is one weighted destination of a route.
+type Backend struct {
+	// Service names the service that receives this share of the traffic. Required.
+	Service string `yaml:"service" json:"service"`
+	// Weight is this backend's share relative to the route's other backends. 0 sends no traffic.
+	// Default 1.
+	Weight *int `yaml:"weight,omitempty" json:"weight,omitempty"`
+}
+
+// Service protocols: how meshgate talks to a service's endpoints.
+const (
+	UpstreamHTTP1 = "http1" // HTTP/1.1 with keep-alive connection pooling.
+	UpstreamHTTP2 = "http2" // cleartext HTTP/2 with prior knowledge (h2c).
+	UpstreamGRPC  = "grpc"  // gRPC: cleartext HTTP/2, trailers preserved.
+)
+
+// Service is an upstream service: a set of endpoints and how to reach them.
+type Service struct {
+	// Name identifies the service; routes refer to it. Required, unique.
+	Name string `yaml:"name" json:"name"`
+	// Protocol is "http1" (default), "http2" or "grpc".
+	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty"`
+	// Endpoints are the service's instances. At least one is required.
+	Endpoints []Endpoint `yaml:"endpoints" json:"endpoints"`
+	// LoadBalancer chooses an endpoint for each request.
+	LoadBalancer LoadBalancer `yaml:"loadBalancer" json:"loadBalancer"`
+	// HealthCheck, when set, probes every endpoint actively; failing endpoints leave rotation
+	// until they pass again.
+	HealthCheck *HealthCheck `yaml:"healthCheck,omitempty" json:"healthCheck,omitempty"`
+	// Pool bounds the upstream connections kept to each endpoint.
+	Pool ConnectionPool `yaml:"pool" json:"pool"`
+}
+
+// Endpoint is one instance of a service.
+type Endpoint struct {
+	// Address is the endpoint's host:port. Required.
+	Address string `yaml:"address" json:"address"`
+	// Weight is the endpoint's share of traffic relative to its peers. Default 1.
+	Weight int `yaml:"weight,omitempty" json:"weight,omitempty"`
+}
+
+// Load-balancing policies.
+const (
+	LBRoundRobin   = "round_robin"   // smooth weighted round robin.
+	LBLeastRequest = "least_request" // power of two random choices, fewer in-flight requests wins.
+	LBRingHash     = "ring_hash"     // consistent hashing on a ring (Ketama-style).
+	LBMaglev       = "maglev"        // consistent hashing with Maglev's lookup table.
+	LBRandom       = "random"        // weighted random.
+)
+
+// LoadBalancer chooses an endpoint for each request.
+type LoadBalancer struct {
+	// Policy is "round_robin" (default), "least_request", "ring_hash", "maglev" or "random".
+	Policy string `yaml:"policy,omitempty" json:"policy,omitempty"`
+	// Hash says what consistent-hashing policies hash on. Required for ring_hash and maglev,
+	// invalid for the others.
+	Hash *HashOn `yaml:"hash,omitempty" json:"hash,omitempty"`
+}
+
+// HashOn names the request property a consistent-hashing policy hashes. Exactly one field must be set.
+// A request without the property is hashed on a random value.
+type HashOn struct {
+	// Header hashes the value of this request header.
+	Header string `yaml:"header,omitempty" json:"header,omitempty"`
+	// Cookie hashes the value of this cookie.
+	Cookie string `yaml:"cookie,omitempty" json:"cookie,omitempty"`
+	// SourceIP hashes the client's IP address (after trusted-proxy resolution).
+	SourceIP bool `yaml:"sourceIP,omitempty" json:"sourceIP,omitempty"`
+}
+
+// HealthCheck probes endpoints actively. Exactly one of HTTP or TCP must be set.
+type HealthCheck struct {
+	// HTTP probes with an HTTP GET and expects a 2xx (or one of ExpectedStatuses).
+	HTTP *HTTPHealthCheck `yaml:"http,omitempty" json:"http,omitempty"`
+	// TCP probes by opening a TCP connection.
+	TCP *TCPHealthCheck `yaml:"tcp,omitempty" json:"tcp,omitempty"`
+	// Interval is the time between probes of one endpoint. Default 5s.
+	Interval time.Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// Timeout bounds one probe. Default 2s; must be less than Interval.
+	Timeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// UnhealthyThreshold is how many consecutive failed probes take an endpoint out. Default 3.
+	UnhealthyThreshold int `yaml:"unhealthyThreshold,omitempty" json:"unhealthyThreshold,omitempty"`
+	// HealthyThreshold is how many consecutive passed probes bring an endpoint back. Default 2.
+	HealthyThreshold int `yaml:"healthyThreshold,omitempty" json:"healthyThreshold,omitempty"`
+}
+
+// HTTPHealthCheck is an HTTP probe.
+type HTTPHealthCheck struct {
+	// Path is the request path. Default "/".
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Host is the Host header sent. Default: the endpoint address.
+	Host string `yaml:"host,omitempty" json:"host,omitempty"`
+	// ExpectedStatuses are the statuses that pass. Default: any 2xx.
+	ExpectedStatuses []int `yaml:"expectedStatuses,omitempty" json:"expectedStatuses,omitempty"`
+}
+
+// TCPHealthCheck is a TCP connect probe.
+type TCPHealthCheck struct{}
+
+// ConnectionPool bounds the upstream connections kept to each endpoint of a service.
+type ConnectionPool struct {
+	// MaxIdlePerEndpoint is the most idle keep-alive connections kept per endpoint. Default 64.
+	MaxIdlePerEndpoint int `yaml:"maxIdlePerEndpoint,omitempty" json:"maxIdlePerEndpoint,omitempty"`
+	// MaxConnsPerEndpoint is the most connections open to one endpoint at once; requests beyond it
+	// wait for a free connection until the route's timeout. Default 1024. (HTTP/2 services
+	// multiplex requests over few connections.)
+	MaxConnsPerEndpoint int `yaml:"maxConnsPerEndpoint,omitempty" json:"maxConnsPerEndpoint,omitempty"`
+	// IdleTimeout closes a pooled connection idle for this long. Default 90s.
+	IdleTimeout time.Duration `yaml:"idleTimeout,omitempty" json:"idleTimeout,omitempty"`
+	// ConnectTimeout bounds establishing a connection to an endpoint. Default 5s.
+	ConnectTimeout time.Duration `yaml:"connectTimeout,omitempty" json:"connectTimeout,omitempty"`
+}
+
+// Source records where a config came from and where each object sits in it.
+type Source struct {
+	// File is the path of the config file, or a label such as "<admin PUT>".
+	File string
+	// Lines maps an object path ("routes[2]", "routes[2].match[0].path") to its line in File.
+	Lines map[string]int
+}
