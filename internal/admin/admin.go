@@ -1,0 +1,174 @@
+// Package admin serves meshgate's admin HTTP API: liveness and readiness, Prometheus metrics, the
+// running config (GET) and config changes (PUT), and Go's pprof handlers when enabled. It listens on
+// loopback by default.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/gateway"
+)
+
+// MaxConfigBytes bounds a config sent with PUT /config.
+const MaxConfigBytes = 16 << 20
+
+// Server is the admin HTTP server of one gateway.
+type Server struct {
+	gw  *gateway.Gateway
+	log *slog.Logger
+	srv *http.Server
+	ln  net.Listener
+}
+
+// New returns an admin server for gw on addr; Start binds it.
+func New(gw *gateway.Gateway, addr string, enablePprof bool, log *slog.Logger) *Server {
+	s := &Server{gw: gw, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /live", s.live)
+	mux.HandleFunc("GET /ready", s.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gw.Metrics().Prom, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("GET /config", s.getConfig)
+	mux.HandleFunc("PUT /config", s.putConfig)
+	mux.HandleFunc("GET /status", s.status)
+	if enablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	s.srv = &http.Server{
+		Addr:              addr,
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second, // a CPU profile runs 30s by default
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+// Start binds the admin address and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.srv.Addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		s.log.Warn("admin API is reachable beyond loopback", "address", ln.Addr().String())
+	}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin server stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// Addr returns the bound address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Shutdown stops the admin server.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+func (s *Server) live(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "live\n")
+}
+
+func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.gw.Engine().Table() == nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "no config loaded\n")
+		return
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}
+
+// getConfig returns the running config as YAML; its version is in X-Meshgate-Config-Version.
+func (s *Server) getConfig(w http.ResponseWriter, _ *http.Request) {
+	t := s.gw.Engine().Table()
+	if t == nil {
+		http.Error(w, "no config loaded", http.StatusServiceUnavailable)
+		return
+	}
+	out, err := yaml.Marshal(t.Config)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("X-Meshgate-Config-Version", strconv.FormatUint(t.Version, 10))
+	_, _ = w.Write(out)
+}
+
+// putConfigResult is the JSON answer to PUT /config.
+type putConfigResult struct {
+	Version uint64   `json:"version,omitempty"`
+	Errors  []string `json:"errors,omitempty"`
+}
+
+// putConfig validates and applies a YAML config. A refused config answers 400 with every error.
+func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxConfigBytes))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, putConfigResult{Errors: []string{err.Error()}})
+		return
+	}
+	t, err := s.gw.LoadBytes("<admin PUT /config>", body)
+	if err != nil {
+		res := putConfigResult{}
+		var list config.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				res.Errors = append(res.Errors, e.Error())
+			}
+		} else {
+			res.Errors = []string{err.Error()}
+		}
+		writeJSON(w, http.StatusBadRequest, res)
+		return
+	}
+	writeJSON(w, http.StatusOK, putConfigResult{Version: t.Version})
+}
+
+// statusResult is the JSON answer to GET /status.
+type statusResult struct {
+	Version   uint64               `json:"version"`
+	LoadedAt  time.Time            `json:"loadedAt"`
+	Source    string               `json:"source"`
+	LastError *gateway.ReloadError `json:"lastError,omitempty"`
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	res := statusResult{LastError: s.gw.LastError()}
+	if t := s.gw.Engine().Table(); t != nil {
+		res.Version, res.LoadedAt, res.Source = t.Version, t.Loaded, t.Config.Source.File
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

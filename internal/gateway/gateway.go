@@ -1,0 +1,305 @@
+// Package gateway runs meshgate's gateway role: it binds the configured listeners, feeds them to
+// the engine, and applies new configs from a file (on change or SIGHUP) or the admin API, refusing
+// any config that fails and keeping the running one.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/observe/metrics"
+	"github.com/meshgate/meshgate/internal/proxy/engine"
+	"github.com/meshgate/meshgate/internal/proxy/http1"
+	"github.com/meshgate/meshgate/internal/proxy/listener"
+)
+
+// DrainTimeout bounds how long a removed listener waits for its exchanges before closing them.
+const DrainTimeout = 30 * time.Second
+
+// Gateway is one running gateway process.
+type Gateway struct {
+	log     *slog.Logger
+	metrics *metrics.Registry
+	engine  *engine.Engine
+
+	mu        sync.Mutex // serialises Apply
+	listeners map[string]*running
+	lastErr   *ReloadError
+	draining  sync.WaitGroup
+	closed    bool
+}
+
+// running is a bound listener and the config it was bound with.
+type running struct {
+	cfg  config.Listener
+	l    *listener.Listener
+	done chan error
+}
+
+// ReloadError describes the last refused config.
+type ReloadError struct {
+	// Time is when the config was refused.
+	Time time.Time `json:"time"`
+	// Source is where the config came from.
+	Source string `json:"source"`
+	// Errors lists every problem found, each naming file:line and the object where known.
+	Errors []string `json:"errors"`
+}
+
+// New returns a gateway with nothing bound.
+func New(log *slog.Logger, m *metrics.Registry) *Gateway {
+	return &Gateway{log: log, metrics: m, engine: engine.New(log, m), listeners: map[string]*running{}}
+}
+
+// Engine returns the data-plane engine.
+func (g *Gateway) Engine() *engine.Engine { return g.engine }
+
+// Metrics returns the metrics registry.
+func (g *Gateway) Metrics() *metrics.Registry { return g.metrics }
+
+// LastError returns the last refused config's errors, or nil when the last attempt succeeded.
+func (g *Gateway) LastError() *ReloadError {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastErr
+}
+
+// Addr returns the bound address of the named listener, or nil.
+func (g *Gateway) Addr(name string) net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if r := g.listeners[name]; r != nil {
+		return r.l.Addr()
+	}
+	return nil
+}
+
+// LoadFile reads, validates and applies the config file at path.
+func (g *Gateway) LoadFile(path string) (*engine.Table, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, g.refuse(path, err)
+	}
+	return g.Apply(cfg)
+}
+
+// LoadBytes validates and applies a config given as YAML; source labels it in errors.
+func (g *Gateway) LoadBytes(source string, data []byte) (*engine.Table, error) {
+	cfg, err := config.LoadBytes(source, data)
+	if err != nil {
+		return nil, g.refuse(source, err)
+	}
+	return g.Apply(cfg)
+}
+
+func (g *Gateway) refuse(source string, err error) error {
+	g.metrics.Reloads.WithLabelValues("failure").Inc()
+	re := &ReloadError{Time: time.Now(), Source: source}
+	var list config.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			re.Errors = append(re.Errors, e.Error())
+		}
+	} else {
+		re.Errors = []string{err.Error()}
+	}
+	g.mu.Lock()
+	g.lastErr = re
+	g.mu.Unlock()
+	g.log.Error("config refused; the running config keeps serving", "source", source, "errors", re.Errors)
+	return err
+}
+
+// Apply makes cfg (validated) the running config: it binds new listeners, compiles and swaps the
+// engine table, updates kept listeners and drains removed ones. If any step fails before the swap,
+// nothing changes.
+func (g *Gateway) Apply(cfg *config.Config) (*engine.Table, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, errors.New("gateway: shut down")
+	}
+	t, err := g.apply(cfg)
+	if err != nil {
+		g.mu.Unlock()
+		_ = g.refuse(cfg.Source.File, err)
+		g.mu.Lock()
+		return nil, err
+	}
+	g.lastErr = nil
+	g.metrics.Reloads.WithLabelValues("success").Inc()
+	g.log.Info("config applied", "version", t.Version, "source", cfg.Source.File,
+		"listeners", len(cfg.Listeners), "routes", len(cfg.Routes), "services", len(cfg.Services))
+	return t, nil
+}
+
+func (g *Gateway) apply(cfg *config.Config) (*engine.Table, error) {
+	settings := make(map[string]*listener.Settings, len(cfg.Listeners))
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		tc, err := serverTLS(cfg, l)
+		if err != nil {
+			return nil, err
+		}
+		settings[l.Name] = listenerSettings(l, tc)
+	}
+	// Decide which sockets stay, which go and which are new.
+	keep := map[string]*running{}
+	var remove []*running
+	for name, r := range g.listeners {
+		if nl := findListener(cfg, name); nl != nil && nl.Address == r.cfg.Address && nl.Protocol == r.cfg.Protocol {
+			keep[name] = r
+		} else {
+			remove = append(remove, r)
+		}
+	}
+	// A new listener on an address a removed one holds needs that socket first.
+	var needFree []*running
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		if keep[l.Name] != nil {
+			continue
+		}
+		for _, r := range remove {
+			if r.cfg.Address == l.Address {
+				needFree = append(needFree, r)
+			}
+		}
+	}
+	bound := map[string]net.Listener{}
+	fail := func(err error) (*engine.Table, error) {
+		for _, ln := range bound {
+			_ = ln.Close()
+		}
+		return nil, err
+	}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		if keep[l.Name] != nil || holds(needFree, l.Address) {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			return fail(fmt.Errorf("listener %q: %w", l.Name, err))
+		}
+		bound[l.Name] = ln
+	}
+	t, err := g.engine.Apply(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	// The new table is live. Retire removed listeners, then bind what had to wait for them.
+	for _, r := range remove {
+		g.retire(r)
+	}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		if keep[l.Name] != nil || bound[l.Name] != nil {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			// The address was just freed by this process; failing here means another process took it.
+			g.log.Error("listener could not be re-bound", "listener", l.Name, "address", l.Address, "error", err)
+			continue
+		}
+		bound[l.Name] = ln
+	}
+	next := map[string]*running{}
+	for name, r := range keep {
+		r.cfg = *findListener(cfg, name)
+		r.l.Update(settings[name])
+		next[name] = r
+	}
+	for name, ln := range bound {
+		lc := *findListener(cfg, name)
+		next[name] = g.start(lc, ln, settings[name])
+	}
+	g.listeners = next
+	return t, nil
+}
+
+func (g *Gateway) start(lc config.Listener, ln net.Listener, s *listener.Settings) *running {
+	gauge := g.metrics.DownstreamConnections.WithLabelValues(lc.Name)
+	l := listener.New(ln, s, listener.Options{
+		Name: lc.Name, Protocol: lc.Protocol, Handler: g.engine, Logger: g.log.With("listener", lc.Name),
+		OnConn: func(d int) { gauge.Add(float64(d)) },
+	})
+	r := &running{cfg: lc, l: l, done: make(chan error, 1)}
+	go func() { r.done <- l.Serve() }()
+	g.log.Info("listening", "listener", lc.Name, "address", ln.Addr().String(), "protocol", lc.Protocol)
+	return r
+}
+
+// retire closes r's socket now, so its address can be bound again at once, and drains its
+// connections in the background.
+func (g *Gateway) retire(r *running) {
+	r.l.CloseSocket()
+	g.draining.Add(1)
+	go func() {
+		defer g.draining.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
+		defer cancel()
+		_ = r.l.Shutdown(ctx)
+	}()
+}
+
+// Shutdown stops accepting on every listener, lets exchanges finish until ctx ends, and stops the
+// engine.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	g.closed = true
+	ls := g.listeners
+	g.listeners = map[string]*running{}
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = r.l.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+	g.draining.Wait()
+	g.engine.Close()
+	return ctx.Err()
+}
+
+func findListener(cfg *config.Config, name string) *config.Listener {
+	for i := range cfg.Listeners {
+		if cfg.Listeners[i].Name == name {
+			return &cfg.Listeners[i]
+		}
+	}
+	return nil
+}
+
+func holds(rs []*running, addr string) bool {
+	for _, r := range rs {
+		if r.cfg.Address == addr {
+			return true
+		}
+	}
+	return false
+}
+
+func listenerSettings(l *config.Listener, tc *tls.Config) *listener.Settings {
+	return &listener.Settings{
+		ReadHeaderTimeout:    l.Timeouts.ReadHeader,
+		IdleTimeout:          l.Timeouts.Idle,
+		RequestTimeout:       l.Timeouts.Request,
+		Limits:               http1.Limits{MaxHeaderBytes: l.Limits.MaxHeaderBytes, MaxHeaderCount: l.Limits.MaxHeaderCount},
+		MaxBodyBytes:         l.Limits.MaxBodyBytes,
+		MaxConnections:       l.Limits.MaxConnections,
+		MaxConcurrentStreams: l.Limits.MaxConcurrentStreams,
+		TLS:                  tc,
+	}
+}

@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/proxy/cluster"
+	"github.com/meshgate/meshgate/internal/proxy/filter"
+	"github.com/meshgate/meshgate/internal/proxy/pathnorm"
+	"github.com/meshgate/meshgate/internal/proxy/router"
+)
+
+// route is a compiled route: its name, timeout and handler chain.
+type route struct {
+	name       string
+	hasTimeout bool
+	timeout    time.Duration
+	handler    proxy.Handler
+}
+
+// compile builds a table from cfg, reusing running services whose config is unchanged. created
+// lists the services it made, which the caller starts on success or closes on failure.
+func (e *Engine) compile(cfg *config.Config) (t *Table, created []*service, err error) {
+	t = &Table{Config: cfg, listeners: map[string]*listenerTable{}, services: map[string]*service{}}
+	for i := range cfg.Services {
+		svc := &cfg.Services[i]
+		if old := e.services[svc.Name]; old != nil && old.fingerprint == cluster.Fingerprint(svc) {
+			t.services[svc.Name] = old
+			continue
+		}
+		s, err := newService(svc, e.log, e.metrics)
+		if err != nil {
+			return nil, created, fmt.Errorf("service %q: %w", svc.Name, err)
+		}
+		created = append(created, s)
+		t.services[svc.Name] = s
+	}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		lt, err := compileListener(cfg, l, t.services)
+		if err != nil {
+			return nil, created, fmt.Errorf("listener %q: %w", l.Name, err)
+		}
+		t.listeners[l.Name] = lt
+	}
+	return t, created, nil
+}
+
+func compileListener(cfg *config.Config, l *config.Listener, services map[string]*service) (*listenerTable, error) {
+	lt := &listenerTable{
+		name:    l.Name,
+		paths:   pathnorm.Options{KeepSlashes: l.Paths.KeepSlashes, AllowEncodedSlash: l.Paths.AllowEncodedSlash},
+		maxBody: l.Limits.MaxBodyBytes,
+	}
+	for _, s := range l.TrustedProxies {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		lt.trusted = append(lt.trusted, p)
+	}
+	var mine []config.Route
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		if len(r.Listeners) > 0 && !contains(r.Listeners, l.Name) {
+			continue
+		}
+		mine = append(mine, *r)
+		cr, err := compileRoute(r, services)
+		if err != nil {
+			return nil, fmt.Errorf("route %q: %w", r.Name, err)
+		}
+		lt.routes = append(lt.routes, cr)
+	}
+	rt, err := router.Compile(mine)
+	if err != nil {
+		return nil, err
+	}
+	lt.router = rt
+	return lt, nil
+}
+
+func compileRoute(r *config.Route, services map[string]*service) (*route, error) {
+	cr := &route{name: r.Name}
+	if r.Timeout != nil {
+		cr.hasTimeout, cr.timeout = true, *r.Timeout
+	}
+	var mws []proxy.Middleware
+	var terminal proxy.Handler
+	for i := range r.Filters {
+		f := &r.Filters[i]
+		switch {
+		case f.RequestHeaders != nil:
+			mws = append(mws, filter.RequestHeaders(filter.NewHeaderEdit(f.RequestHeaders)))
+		case f.ResponseHeaders != nil:
+			mws = append(mws, filter.ResponseHeaders(filter.NewHeaderEdit(f.ResponseHeaders)))
+		case f.Rewrite != nil:
+			mws = append(mws, filter.Rewrite(f.Rewrite))
+		case f.Redirect != nil:
+			terminal = filter.Redirect(f.Redirect)
+		case f.Respond != nil:
+			terminal = filter.FixedResponse(f.Respond)
+		}
+	}
+	if terminal == nil {
+		b, err := newBackends(r.Backends, services)
+		if err != nil {
+			return nil, err
+		}
+		terminal = b
+	}
+	cr.handler = proxy.Chain(terminal, mws...)
+	return cr, nil
+}
+
+// backends splits a route's traffic across services by weight.
+type backends struct {
+	services  []*service
+	cumWeight []int
+	total     int
+}
+
+func newBackends(bs []config.Backend, services map[string]*service) (*backends, error) {
+	b := &backends{}
+	for _, be := range bs {
+		s := services[be.Service]
+		if s == nil {
+			return nil, fmt.Errorf("backend service %q is not defined", be.Service)
+		}
+		w := 1
+		if be.Weight != nil {
+			w = *be.Weight
+		}
+		if w <= 0 {
+			continue
+		}
+		b.total += w
+		b.services = append(b.services, s)
+		b.cumWeight = append(b.cumWeight, b.total)
+	}
+	return b, nil
+}
+
+// Serve picks a backend by weight and forwards to it. It implements proxy.Handler.
+func (b *backends) Serve(x *proxy.Exchange) error {
+	switch len(b.services) {
+	case 0:
+		return proxy.Fail(500, proxy.ReasonNoBackend, fmt.Errorf("engine: route %q has no backend with weight above 0", x.Route))
+	case 1:
+		return b.services[0].Serve(x)
+	}
+	n := rand.IntN(b.total)
+	for i, c := range b.cumWeight {
+		if n < c {
+			return b.services[i].Serve(x)
+		}
+	}
+	return b.services[len(b.services)-1].Serve(x)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}

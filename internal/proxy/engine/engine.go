@@ -1,0 +1,154 @@
+// Package engine compiles a config snapshot into an immutable runtime table (listeners → routers →
+// route handler chains → services) and serves exchanges against the table that is current when
+// each request starts. Apply swaps tables atomically: requests in flight finish on the old one, and
+// services whose config did not change keep their connection pools and health state.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/observe/accesslog"
+	"github.com/meshgate/meshgate/internal/observe/metrics"
+	"github.com/meshgate/meshgate/internal/proxy"
+)
+
+// Engine is the data-plane engine of one meshgate process.
+type Engine struct {
+	log     *slog.Logger
+	metrics *metrics.Registry
+
+	table     atomic.Pointer[Table]
+	accessLog atomic.Pointer[accesslog.Logger]
+
+	mu       sync.Mutex // serialises Apply
+	version  uint64
+	services map[string]*service // by name, as of the current table
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+// New returns an engine with no table; every request gets 404 no_route until Apply.
+func New(log *slog.Logger, m *metrics.Registry) *Engine {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Engine{log: log, metrics: m, services: map[string]*service{}, ctx: ctx, cancel: cancel}
+}
+
+// Table returns the table in force.
+func (e *Engine) Table() *Table { return e.table.Load() }
+
+// Apply compiles cfg (already defaulted and validated) beside the running table and swaps it in.
+// On error nothing changes. The access log is reopened when its path changed.
+func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old := e.table.Load()
+	t, created, err := e.compile(cfg)
+	if err != nil {
+		for _, s := range created {
+			s.close()
+		}
+		return nil, err
+	}
+	if old == nil || old.Config.AccessLog.Path != cfg.AccessLog.Path {
+		al, err := accesslog.Open(cfg.AccessLog.Path)
+		if err != nil {
+			for _, s := range created {
+				s.close()
+			}
+			return nil, err
+		}
+		if prev := e.accessLog.Swap(al); prev != nil {
+			_ = prev.Close()
+		}
+	}
+	e.version++
+	t.Version = e.version
+	t.Loaded = time.Now()
+	for _, s := range created {
+		s.start(e.ctx)
+	}
+	e.table.Store(t)
+	// Services the new table no longer uses (removed or changed) stop their health checks and close
+	// their idle connections; exchanges still running on them finish normally.
+	for name, s := range e.services {
+		if t.services[name] != s {
+			s.close()
+		}
+	}
+	e.services = t.services
+	e.metrics.ConfigVersion.Set(float64(t.Version))
+	e.metrics.ConfigLastReload.Set(float64(t.Loaded.Unix()))
+	return t, nil
+}
+
+// Close stops every service's health checks and pools and flushes the access log.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cancel()
+	for _, s := range e.services {
+		s.close()
+	}
+	e.services = map[string]*service{}
+	if al := e.accessLog.Swap(nil); al != nil {
+		_ = al.Close()
+	}
+}
+
+// ServeExchange serves one exchange against the current table. It implements listener.Handler.
+func (e *Engine) ServeExchange(x *proxy.Exchange) {
+	t := e.table.Load()
+	var err error
+	if t == nil {
+		err = proxy.Fail(404, proxy.ReasonNoRoute, fmt.Errorf("engine: no config loaded"))
+	} else {
+		err = t.serve(x)
+	}
+	if err != nil {
+		_ = proxy.RespondError(x, err)
+	}
+	e.observe(x)
+}
+
+// RejectExchange answers a request the transport could not parse, and records it like any other.
+func (e *Engine) RejectExchange(x *proxy.Exchange, err *proxy.Error) {
+	_ = proxy.RespondError(x, err)
+	e.observe(x)
+}
+
+func (e *Engine) observe(x *proxy.Exchange) {
+	d := time.Since(x.Start)
+	status := x.Status
+	if status == 0 {
+		status = 499 // the client went away before any response
+	}
+	code := metrics.StatusCode(status)
+	e.metrics.Requests.WithLabelValues(x.Listener, x.Route, x.Service, code, x.Reason).Inc()
+	e.metrics.RequestDuration.WithLabelValues(x.Route, x.Service).Observe(d.Seconds())
+	if !x.UpstreamStart.IsZero() && x.UpstreamDuration > 0 {
+		e.metrics.UpstreamDuration.WithLabelValues(x.Service).Observe(x.UpstreamDuration.Seconds())
+	}
+	al := e.accessLog.Load()
+	if al == nil {
+		return
+	}
+	ent := accesslog.Entry{
+		RequestID: x.ID, Listener: x.Listener, Route: x.Route, Service: x.Service, Endpoint: x.Endpoint,
+		Method: x.Req.Method, Host: x.Req.Host, Path: x.Req.Path, Proto: x.Req.Proto.String(),
+		Status: status, Reason: x.Reason, Duration: d, UpstreamDuration: x.UpstreamDuration,
+		BytesIn: x.BytesIn, BytesOut: x.BytesOut,
+	}
+	if x.ClientIP.IsValid() {
+		ent.ClientIP = x.ClientIP.String()
+	}
+	if x.Err != nil {
+		ent.Error = x.Err.Error()
+	}
+	al.Log(&ent)
+}

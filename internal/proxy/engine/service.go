@@ -1,0 +1,94 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/observe/metrics"
+	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/proxy/cluster"
+	"github.com/meshgate/meshgate/internal/proxy/upstream"
+)
+
+// service is a compiled upstream service: its cluster (endpoints, balancer, health) and the
+// transport that carries requests to it. It outlives tables while its config is unchanged.
+type service struct {
+	name        string
+	fingerprint string
+	cluster     *cluster.Cluster
+	transport   upstream.Transport
+	hashOn      *config.HashOn
+}
+
+func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*service, error) {
+	name := svc.Name
+	cl, err := cluster.New(svc, cluster.Options{
+		Logger: log.With("service", name),
+		OnHealthChange: func(svcName string, ep *cluster.Endpoint, healthy bool) {
+			v := 0.0
+			if healthy {
+				v = 1
+			}
+			m.EndpointHealthy.WithLabelValues(svcName, ep.Address).Set(v)
+			log.Info("endpoint health changed", "service", svcName, "endpoint", ep.Address, "healthy", healthy)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, ep := range cl.Endpoints() {
+		m.EndpointHealthy.WithLabelValues(name, ep.Address).Set(1)
+	}
+	conns := m.UpstreamConnections.WithLabelValues(name)
+	okConnects := m.UpstreamConnects.WithLabelValues(name, "success")
+	failedConnects := m.UpstreamConnects.WithLabelValues(name, "failure")
+	hooks := upstream.Hooks{
+		ConnOpened:    func() { conns.Inc(); okConnects.Inc() },
+		ConnClosed:    func() { conns.Dec() },
+		ConnectFailed: func() { failedConnects.Inc() },
+	}
+	var tr upstream.Transport
+	switch svc.Protocol {
+	case config.UpstreamHTTP2, config.UpstreamGRPC:
+		tr = upstream.NewHTTP2(upstream.HTTP2Options{
+			ConnectTimeout: svc.Pool.ConnectTimeout, IdleTimeout: svc.Pool.IdleTimeout, Hooks: hooks,
+		})
+	default:
+		tr = upstream.NewHTTP1(upstream.HTTP1Options{
+			MaxIdlePerEndpoint: svc.Pool.MaxIdlePerEndpoint, MaxConnsPerEndpoint: svc.Pool.MaxConnsPerEndpoint,
+			IdleTimeout: svc.Pool.IdleTimeout, ConnectTimeout: svc.Pool.ConnectTimeout, Hooks: hooks,
+		})
+	}
+	return &service{name: name, fingerprint: cluster.Fingerprint(svc), cluster: cl, transport: tr, hashOn: svc.LoadBalancer.Hash}, nil
+}
+
+func (s *service) start(ctx context.Context) { s.cluster.Start(ctx) }
+
+func (s *service) close() {
+	s.cluster.Close()
+	s.transport.Close()
+}
+
+// Serve sends x to one endpoint of the service. It implements proxy.Handler.
+func (s *service) Serve(x *proxy.Exchange) error {
+	x.Service = s.name
+	var key uint64
+	var hasKey bool
+	if s.hashOn != nil {
+		key, hasKey = cluster.HashKey(s.hashOn, x.Req.Header, x.ClientIP)
+	}
+	ep, err := s.cluster.Pick(key, hasKey)
+	if err != nil {
+		if errors.Is(err, cluster.ErrNoHealthyEndpoint) {
+			return proxy.Fail(503, proxy.ReasonNoHealthyUpstream, err)
+		}
+		return proxy.Fail(503, proxy.ReasonUpstreamUnavailable, err)
+	}
+	x.Endpoint = ep.Address
+	ep.Begin()
+	err = s.transport.Forward(x, ep.Address)
+	ep.End()
+	return err
+}

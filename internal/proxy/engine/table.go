@@ -1,0 +1,72 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/proxy/pathnorm"
+	"github.com/meshgate/meshgate/internal/proxy/router"
+)
+
+// Table is one compiled, immutable config: what every request that starts while it is current
+// runs against.
+type Table struct {
+	// Version counts accepted configs in this process, from 1.
+	Version uint64
+	// Loaded is when the table was swapped in.
+	Loaded time.Time
+	// Config is the config the table was compiled from.
+	Config *config.Config
+
+	listeners map[string]*listenerTable
+	services  map[string]*service
+}
+
+// listenerTable is what one listener's requests are matched and served with.
+type listenerTable struct {
+	name    string
+	router  *router.Table
+	routes  []*route
+	trusted []netip.Prefix
+	paths   pathnorm.Options
+	maxBody int64
+}
+
+// serve runs one exchange through the listener's preprocessing, router and route chain.
+func (t *Table) serve(x *proxy.Exchange) error {
+	lt := t.listeners[x.Listener]
+	if lt == nil {
+		return proxy.Fail(404, proxy.ReasonNoRoute, fmt.Errorf("engine: listener %q has no routes", x.Listener))
+	}
+	lt.prepare(x)
+	norm, err := pathnorm.Normalize(x.Req.Path, lt.paths)
+	if err != nil {
+		return proxy.Fail(400, proxy.ReasonBadPath, err)
+	}
+	x.Req.Path = norm
+	if lt.maxBody >= 0 && x.Req.ContentLength > lt.maxBody {
+		return proxy.Fail(413, proxy.ReasonBodyTooLarge, fmt.Errorf("engine: content-length %d exceeds %d", x.Req.ContentLength, lt.maxBody))
+	}
+	in := router.Input{Host: x.Req.Host, Path: norm, Method: x.Req.Method, Header: x.Req.Header, Query: x.Req.Query}
+	res, ok := lt.router.Match(&in)
+	if !ok {
+		return proxy.Fail(404, proxy.ReasonNoRoute, errNoRoute)
+	}
+	r := lt.routes[res.Route]
+	x.Route = r.name
+	x.MatchedPrefix = res.Prefix
+	if r.hasTimeout {
+		if r.timeout > 0 {
+			x.Deadline = x.Start.Add(r.timeout)
+		} else {
+			x.Deadline = time.Time{}
+		}
+	}
+	return r.handler.Serve(x)
+}
+
+var errNoRoute = errors.New("engine: no route matched")

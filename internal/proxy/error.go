@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Reason codes name why meshgate itself produced a response. They are stable: operators alert on
+// them. Each appears in the X-Meshgate-Reason response header, the access log and the metrics.
+const (
+	ReasonNoRoute             = "no_route"                 // no route matched the request.
+	ReasonBadRequest          = "bad_request"              // the request was malformed.
+	ReasonBadPath             = "bad_path"                 // the path could not be normalised safely.
+	ReasonHeaderTooLarge      = "header_too_large"         // the request head exceeded the size or count limit.
+	ReasonBodyTooLarge        = "body_too_large"           // the request body exceeded the limit.
+	ReasonRequestTimeout      = "request_timeout"          // the client was too slow sending the request.
+	ReasonUpstreamUnavailable = "upstream_unavailable"     // no connection to any endpoint could be made.
+	ReasonNoHealthyUpstream   = "no_healthy_upstream"      // every endpoint of the service is unhealthy.
+	ReasonUpstreamTimeout     = "upstream_timeout"         // the route timeout expired waiting for the upstream.
+	ReasonUpstreamReset       = "upstream_reset"           // the upstream closed or reset the connection.
+	ReasonUpstreamProtocol    = "upstream_protocol"        // the upstream sent a malformed response.
+	ReasonDownstreamReset     = "downstream_reset"         // the client went away mid-exchange.
+	ReasonRedirect            = "redirect"                 // a redirect filter answered.
+	ReasonDirectResponse      = "direct_response"          // a respond filter answered.
+	ReasonUpgradeFailed       = "upgrade_failed"           // a protocol upgrade could not be tunnelled.
+	ReasonNotImplemented      = "not_implemented"          // the request used a feature meshgate does not support.
+	ReasonOverloaded          = "overloaded"               // the proxy shed load.
+	ReasonInternal            = "internal_error"           // a bug: meshgate failed in a way it did not expect.
+	ReasonVersionUnsupported  = "http_version_unsupported" // the request used an unsupported HTTP version.
+	ReasonNoBackend           = "no_backend"               // every backend of the route has weight 0.
+)
+
+// ReasonHeader is the response header that carries the reason code of a proxy-generated response.
+const ReasonHeader = "X-Meshgate-Reason"
+
+// Error is an error that knows the response it deserves: a status code and a reason code.
+type Error struct {
+	// Status is the HTTP status code to answer with.
+	Status int
+	// Reason is a stable reason code, one of the Reason constants.
+	Reason string
+	// Err is the underlying cause, for logs; it is never sent to the client.
+	Err error
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("%d %s", e.Status, e.Reason)
+	}
+	return fmt.Sprintf("%d %s: %v", e.Status, e.Reason, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Fail returns an *Error with the given status, reason and cause.
+func Fail(status int, reason string, cause error) *Error {
+	return &Error{Status: status, Reason: reason, Err: cause}
+}
+
+// AsError returns err as an *Error, classifying an unknown error as a 500 internal_error.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Status: 500, Reason: ReasonInternal, Err: err}
+}

@@ -1,0 +1,74 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/proxy/httpmsg"
+)
+
+// Exchange is one request/response pair travelling through the engine. Transports create it (and
+// may reuse it across requests on one connection after Reset); handlers read and change it.
+type Exchange struct {
+	// Ctx is cancelled when the client goes away, and carries the route's deadline.
+	Ctx context.Context
+	// Req is the request head. Filters change it before it is forwarded.
+	Req httpmsg.Request
+	// Body is the request body, or nil when the request has none. Reading it enforces the body limit.
+	Body io.Reader
+	// W sends the response.
+	W ResponseWriter
+
+	// Listener is the name of the listener the request arrived on.
+	Listener string
+	// Scheme is "http" or "https", as the client used it.
+	Scheme string
+	// Peer is the address of the directly connected client.
+	Peer netip.AddrPort
+	// ClientIP is the original client's address: Peer, or the address a trusted proxy reported.
+	ClientIP netip.Addr
+	// ID is the request id (X-Request-Id), kept from the client or generated.
+	ID string
+	// Start is when the request head was read completely.
+	Start time.Time
+	// Deadline is when the exchange must be over (the route or listener request timeout); zero
+	// means no limit. Transports apply it to their connections.
+	Deadline time.Time
+
+	// Route is the name of the route that matched, or "".
+	Route string
+	// Service is the name of the service the request was sent to, or "".
+	Service string
+	// Endpoint is the address of the endpoint that served the request, or "".
+	Endpoint string
+	// Status is the status sent downstream, 0 until known.
+	Status int
+	// Reason is the reason code when meshgate produced or ended the response itself, else "".
+	Reason string
+	// BytesIn counts request body bytes read from the client.
+	BytesIn int64
+	// BytesOut counts response body bytes written to the client.
+	BytesOut int64
+	// UpstreamStart is when the request was handed to the upstream transport; zero when it was not.
+	UpstreamStart time.Time
+	// UpstreamDuration is how long the upstream took from sending the request to the end of the response.
+	UpstreamDuration time.Duration
+	// Err is the error that ended the exchange, for the log; nil on success.
+	Err error
+
+	// MatchedPrefix is the path prefix of the winning route match when it was a prefix match.
+	MatchedPrefix string
+	// ResponseEdits are applied to the upstream response head before it is sent downstream.
+	ResponseEdits []func(*httpmsg.Response)
+}
+
+// Reset clears x for reuse on the next request of the same connection, keeping allocated capacity.
+func (x *Exchange) Reset() {
+	hdr := x.Req.Header[:0]
+	edits := x.ResponseEdits[:0]
+	*x = Exchange{}
+	x.Req.Header = hdr
+	x.ResponseEdits = edits
+}

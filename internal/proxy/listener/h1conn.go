@@ -1,0 +1,281 @@
+package listener
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/proxy/http1"
+	"github.com/meshgate/meshgate/internal/proxy/httpmsg"
+)
+
+// maxDrainBytes is how much of an unread request body is discarded to keep a connection alive.
+const maxDrainBytes = 256 << 10
+
+// h1Conn is one downstream HTTP/1 connection. Requests on it are served in turn by the goroutine
+// that accepted it; the exchange, writer and body reader are reused for every request.
+type h1Conn struct {
+	l      *Listener
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	peer   netip.AddrPort
+	scheme string
+	x      proxy.Exchange
+	w      h1Writer
+	body   h1Body
+}
+
+func (l *Listener) serveH1(c net.Conn, br *bufio.Reader, peer netip.AddrPort, scheme string) {
+	hc := &h1Conn{l: l, c: c, br: br, bw: bufio.NewWriterSize(c, 4<<10), peer: peer, scheme: scheme}
+	hc.serve()
+}
+
+func (hc *h1Conn) serve() {
+	defer func() {
+		if !hc.w.hijacked {
+			_ = hc.c.Close()
+		}
+	}()
+	for first := true; ; first = false {
+		s := hc.l.settings.Load()
+		if !first {
+			if !hc.l.setIdle(hc.c, true) {
+				return
+			}
+			_ = hc.c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+			if _, err := hc.br.Peek(1); err != nil {
+				return // idle timeout, or the client closed: both are normal ends
+			}
+			// A shutdown that began while this request was arriving lets it finish, then closes.
+			hc.l.setIdle(hc.c, false)
+		}
+		_ = hc.c.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+		if !hc.serveOne(s) {
+			return
+		}
+	}
+}
+
+// serveOne reads and serves one request. It reports whether the connection may carry another.
+func (hc *h1Conn) serveOne(s *Settings) bool {
+	x := &hc.x
+	x.Reset()
+	n, err := hc.readHead(s, &x.Req)
+	if err != nil {
+		if n > 0 || !isQuietEnd(err) {
+			hc.rejectHead(err)
+		}
+		return false
+	}
+	now := time.Now()
+	x.Start = now
+	x.Listener = hc.l.name
+	x.Scheme = hc.scheme
+	x.Peer = hc.peer
+	if s.RequestTimeout > 0 {
+		x.Deadline = now.Add(s.RequestTimeout)
+	}
+	_ = hc.c.SetDeadline(x.Deadline)
+	hc.w.reset(hc, &x.Req)
+	x.W = &hc.w
+	x.Body = nil
+	if x.Req.ContentLength != 0 {
+		hc.body.reset(hc, &x.Req, s.MaxBodyBytes)
+		x.Body = &hc.body
+	}
+	hc.l.handler.ServeExchange(x)
+	if hc.w.hijacked {
+		return false
+	}
+	if !hc.w.finished || hc.w.closeAfter || x.Req.Close || hc.l.closing.Load() {
+		if hc.w.finished {
+			_ = hc.bw.Flush()
+		}
+		return false
+	}
+	if x.Req.ContentLength != 0 && !hc.body.done {
+		if x.Req.Expect100 && !hc.body.continued {
+			return false // the client has not sent the body; we cannot know what it will do
+		}
+		_ = hc.c.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := io.CopyN(io.Discard, &hc.body, maxDrainBytes); err != io.EOF {
+			return false
+		}
+	}
+	return true
+}
+
+// readHead reads one request head into req. n is how many bytes of it had arrived.
+func (hc *h1Conn) readHead(s *Settings, req *httpmsg.Request) (int, error) {
+	want := 1
+	for {
+		buf, perr := hc.br.Peek(want)
+		if len(buf) > 0 {
+			n, err := http1.ParseRequest(buf, s.Limits, req)
+			if err == nil {
+				_, _ = hc.br.Discard(n)
+				return n, nil
+			}
+			if !errors.Is(err, http1.ErrIncomplete) {
+				return len(buf), err
+			}
+		}
+		if perr != nil {
+			if errors.Is(perr, bufio.ErrBufferFull) {
+				if hc.br.Size() >= s.Limits.MaxHeaderBytes+4 {
+					return len(buf), &http1.ParseError{Status: 431, Reason: proxy.ReasonHeaderTooLarge, Msg: "request head too large"}
+				}
+				hc.growReader(s.Limits.MaxHeaderBytes + 4)
+				continue
+			}
+			return len(buf), perr
+		}
+		if b := hc.br.Buffered(); b >= want {
+			want = b + 1
+		} else {
+			want++
+		}
+	}
+}
+
+// growReader replaces the 4 KiB read buffer with one that can hold the largest head allowed. This
+// is the rare path: most heads fit the small buffer.
+func (hc *h1Conn) growReader(size int) {
+	buffered, _ := hc.br.Peek(hc.br.Buffered())
+	pending := append([]byte(nil), buffered...)
+	hc.br = bufio.NewReaderSize(io.MultiReader(&byteReader{b: pending}, hc.c), size)
+}
+
+type byteReader struct{ b []byte }
+
+func (r *byteReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// rejectHead answers a request whose head could not be read, then the connection closes.
+func (hc *h1Conn) rejectHead(err error) {
+	status, reason := 400, proxy.ReasonBadRequest
+	var pe *http1.ParseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &pe):
+		status, reason = pe.Status, pe.Reason
+	case errors.As(err, &ne) && ne.Timeout():
+		status, reason = 408, proxy.ReasonRequestTimeout
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return
+	}
+	x := &hc.x
+	x.Reset()
+	x.Start = time.Now()
+	x.Listener = hc.l.name
+	x.Scheme = hc.scheme
+	x.Peer = hc.peer
+	x.ClientIP = hc.peer.Addr()
+	x.Req.Method = "GET" // the real one may be unknown; a body is allowed on the error response
+	x.Req.Proto = httpmsg.HTTP11
+	hc.w.reset(hc, &x.Req)
+	hc.w.closeAfter = true
+	x.W = &hc.w
+	_ = hc.c.SetWriteDeadline(time.Now().Add(time.Second))
+	perr := proxy.Fail(status, reason, err)
+	if h, ok := hc.l.handler.(interface {
+		RejectExchange(x *proxy.Exchange, err *proxy.Error)
+	}); ok {
+		h.RejectExchange(x, perr)
+		return
+	}
+	_ = proxy.RespondError(x, perr)
+}
+
+func isQuietEnd(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// h1Body reads one request body with its framing, answering 100-continue on first read and
+// enforcing the body size limit.
+type h1Body struct {
+	hc        *h1Conn
+	r         io.Reader
+	fixed     io.LimitedReader
+	chunked   *http1.ChunkedReader
+	started   bool
+	expect    bool
+	continued bool
+	limit     int64
+	read      int64
+	done      bool
+}
+
+func (b *h1Body) reset(hc *h1Conn, req *httpmsg.Request, limit int64) {
+	*b = h1Body{hc: hc, expect: req.Expect100, limit: limit}
+	if req.Chunked {
+		b.chunked = http1.NewChunkedReader(hc.br, http1.ChunkLimits{})
+		b.r = b.chunked
+	} else {
+		b.fixed = io.LimitedReader{R: hc.br, N: req.ContentLength}
+		b.r = &b.fixed
+	}
+}
+
+// Read implements io.Reader.
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	if !b.started {
+		// The route may have changed the exchange's deadline since the head was read.
+		b.started = true
+		_ = b.hc.c.SetReadDeadline(b.hc.x.Deadline)
+	}
+	if b.expect && !b.continued {
+		b.continued = true
+		if !b.hc.w.HeadWritten() {
+			_, _ = b.hc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			if err := b.hc.bw.Flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	if b.limit >= 0 && b.read > b.limit {
+		b.done = true
+		b.hc.w.closeAfter = true
+		return 0, proxy.Fail(413, proxy.ReasonBodyTooLarge, errors.New("request body exceeds "+strconv.FormatInt(b.limit, 10)+" bytes"))
+	}
+	if err == io.EOF {
+		b.done = true
+		if b.chunked == nil && b.read < b.hc.x.Req.ContentLength {
+			return n, io.ErrUnexpectedEOF
+		}
+	}
+	if err != nil && err != io.EOF {
+		b.hc.w.closeAfter = true
+		var pe *http1.ParseError
+		if errors.As(err, &pe) {
+			return n, proxy.Fail(pe.Status, pe.Reason, err)
+		}
+	}
+	return n, err
+}
+
+// Trailer returns the request's trailer fields once the body was read to the end.
+func (b *h1Body) Trailer() httpmsg.Header {
+	if b.chunked != nil && b.done {
+		return b.chunked.Trailer()
+	}
+	return nil
+}

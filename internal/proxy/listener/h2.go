@@ -1,0 +1,170 @@
+package listener
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/proxy/httpmsg"
+)
+
+// h2Adapter serves HTTP/2 streams (from x/net/http2) as engine exchanges.
+type h2Adapter struct {
+	l *Listener
+}
+
+var exchanges = sync.Pool{New: func() any { return new(h2Exchange) }}
+
+// h2Exchange keeps an exchange and its writer together so a stream allocates neither.
+type h2Exchange struct {
+	x proxy.Exchange
+	w h2Writer
+	b h2Body
+}
+
+// ServeHTTP implements http.Handler for one HTTP/2 stream.
+func (a *h2Adapter) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	s := a.l.settings.Load()
+	ex := exchanges.Get().(*h2Exchange)
+	defer exchanges.Put(ex)
+	x := &ex.x
+	x.Reset()
+	x.Ctx = r.Context()
+	x.Start = time.Now()
+	x.Listener = a.l.name
+	x.Scheme = "http"
+	if r.TLS != nil {
+		x.Scheme = "https"
+	}
+	x.Peer = addrPort(stringAddr(r.RemoteAddr))
+	if s.RequestTimeout > 0 {
+		x.Deadline = x.Start.Add(s.RequestTimeout)
+	}
+	req := &x.Req
+	req.Method = r.Method
+	req.Target = r.RequestURI
+	req.Path, req.Query, _ = strings.Cut(r.RequestURI, "?")
+	req.Host = r.Host
+	req.Proto = httpmsg.HTTP2
+	req.ContentLength = r.ContentLength
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			req.Header = append(req.Header, httpmsg.Field{Name: k, Value: v})
+		}
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		ex.b = h2Body{r: r.Body, limit: s.MaxBodyBytes}
+		x.Body = &ex.b
+	} else {
+		req.ContentLength = 0
+	}
+	ex.w = h2Writer{rw: rw, method: r.Method}
+	x.W = &ex.w
+	a.l.handler.ServeExchange(x)
+	if x.Err != nil && ex.w.head && !ex.w.finished {
+		// The response is broken mid-stream: reset the stream so the client sees the failure.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+type stringAddr string
+
+func (a stringAddr) Network() string { return "tcp" }
+func (a stringAddr) String() string  { return string(a) }
+
+// h2Body enforces the body limit on an HTTP/2 request body.
+type h2Body struct {
+	r     io.Reader
+	limit int64
+	read  int64
+}
+
+func (b *h2Body) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	if b.limit >= 0 && b.read > b.limit {
+		return 0, proxy.Fail(413, proxy.ReasonBodyTooLarge, io.ErrShortBuffer)
+	}
+	return n, err
+}
+
+// h2Writer adapts http.ResponseWriter.
+type h2Writer struct {
+	rw       http.ResponseWriter
+	method   string
+	head     bool
+	finished bool
+}
+
+// WriteHead implements proxy.ResponseWriter.
+func (w *h2Writer) WriteHead(resp *httpmsg.Response) error {
+	if w.head {
+		return errHeadTwice
+	}
+	h := w.rw.Header()
+	for _, f := range resp.Header {
+		switch {
+		case httpmsg.EqualFold(f.Name, "Connection"), httpmsg.EqualFold(f.Name, "Transfer-Encoding"),
+			httpmsg.EqualFold(f.Name, "Keep-Alive"), httpmsg.EqualFold(f.Name, "Upgrade"),
+			httpmsg.EqualFold(f.Name, "Proxy-Connection"), httpmsg.EqualFold(f.Name, "Content-Length"):
+			continue
+		}
+		k := http.CanonicalHeaderKey(f.Name)
+		h[k] = append(h[k], f.Value)
+	}
+	st := resp.Status
+	if st >= 100 && st < 200 {
+		if st == 101 {
+			return proxy.ErrNotHijackable
+		}
+		w.rw.WriteHeader(st)
+		return nil
+	}
+	if resp.ContentLength >= 0 && httpmsg.BodyAllowed(w.method, st) {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	w.head = true
+	w.rw.WriteHeader(st)
+	return nil
+}
+
+// Write implements proxy.ResponseWriter.
+func (w *h2Writer) Write(p []byte) (int, error) {
+	if !w.head {
+		return 0, errNoHead
+	}
+	return w.rw.Write(p)
+}
+
+// Flush implements proxy.ResponseWriter.
+func (w *h2Writer) Flush() error {
+	if f, ok := w.rw.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}
+
+// Finish implements proxy.ResponseWriter.
+func (w *h2Writer) Finish(trailer httpmsg.Header) error {
+	w.finished = true
+	h := w.rw.Header()
+	for _, f := range trailer {
+		k := http.TrailerPrefix + http.CanonicalHeaderKey(f.Name)
+		h[k] = append(h[k], f.Value)
+	}
+	return nil
+}
+
+// HeadWritten implements proxy.ResponseWriter.
+func (w *h2Writer) HeadWritten() bool { return w.head }
+
+// Hijack implements proxy.ResponseWriter; HTTP/2 streams cannot be hijacked.
+func (w *h2Writer) Hijack() (net.Conn, *bufio.Reader, error) {
+	return nil, nil, proxy.ErrNotHijackable
+}

@@ -1,0 +1,285 @@
+package listener
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Protocols a listener speaks.
+const (
+	ProtoHTTP  = "http"  // HTTP/1.1; an HTTP/2 prior-knowledge preface switches the connection to h2c.
+	ProtoHTTPS = "https" // TLS; ALPN chooses h2 or http/1.1.
+	ProtoH2C   = "h2c"   // cleartext HTTP/2 only.
+)
+
+// Listener serves one bound socket.
+type Listener struct {
+	name     string
+	protocol string
+	ln       net.Listener
+	handler  Handler
+	log      *slog.Logger
+	settings atomic.Pointer[Settings]
+
+	// OnConn, when set, is called with +1 when a connection opens and -1 when it closes.
+	onConn func(delta int)
+
+	h2      *http2.Server
+	h2base  *http.Server
+	h2h     *h2Adapter
+	active  atomic.Int64
+	slot    chan struct{} // signalled when a connection closes
+	mu      sync.Mutex
+	conns   map[net.Conn]bool // every open connection; true while an HTTP/1 connection is idle
+	closing atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// Options configure a Listener.
+type Options struct {
+	// Name is the listener's config name, carried on every exchange.
+	Name string
+	// Protocol is ProtoHTTP, ProtoHTTPS or ProtoH2C.
+	Protocol string
+	// Handler serves the exchanges.
+	Handler Handler
+	// Logger receives connection-level events.
+	Logger *slog.Logger
+	// OnConn, when set, observes the number of open connections (+1 on open, -1 on close).
+	OnConn func(delta int)
+}
+
+// New returns a Listener on ln; Serve starts it.
+func New(ln net.Listener, s *Settings, opts Options) *Listener {
+	l := &Listener{
+		name:     opts.Name,
+		protocol: opts.Protocol,
+		ln:       ln,
+		handler:  opts.Handler,
+		log:      opts.Logger,
+		onConn:   opts.OnConn,
+		slot:     make(chan struct{}, 1),
+		conns:    make(map[net.Conn]bool),
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	l.settings.Store(s)
+	l.h2h = &h2Adapter{l: l}
+	l.h2 = &http2.Server{
+		MaxConcurrentStreams:         s.MaxConcurrentStreams,
+		MaxReadFrameSize:             1 << 20,
+		IdleTimeout:                  s.IdleTimeout,
+		MaxUploadBufferPerConnection: 1 << 20,
+		MaxUploadBufferPerStream:     1 << 20,
+		MaxDecoderHeaderTableSize:    4096,
+		MaxEncoderHeaderTableSize:    4096,
+		CountError:                   nil,
+	}
+	l.h2base = &http.Server{
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    s.Limits.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelDebug),
+	}
+	_ = http2.ConfigureServer(l.h2base, l.h2)
+	return l
+}
+
+// Name returns the listener's name.
+func (l *Listener) Name() string { return l.name }
+
+// Addr returns the bound address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Update installs new settings; new connections and new requests use them.
+func (l *Listener) Update(s *Settings) { l.settings.Store(s) }
+
+// Serve accepts connections until Shutdown. It returns nil after Shutdown.
+func (l *Listener) Serve() error {
+	var backoff time.Duration
+	for {
+		for max := l.settings.Load().MaxConnections; max > 0 && l.active.Load() >= int64(max); {
+			// At the limit further connections wait in the kernel's accept queue.
+			select {
+			case <-l.slot:
+			case <-time.After(100 * time.Millisecond):
+			}
+			if l.closing.Load() {
+				return nil
+			}
+			max = l.settings.Load().MaxConnections
+		}
+		c, err := l.ln.Accept()
+		if err != nil {
+			if l.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				l.log.Warn("accept failed, backing off", "listener", l.name, "error", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		l.active.Add(1)
+		if l.onConn != nil {
+			l.onConn(1)
+		}
+		l.wg.Add(1)
+		go l.serveConn(c)
+	}
+}
+
+func (l *Listener) connDone() {
+	l.active.Add(-1)
+	if l.onConn != nil {
+		l.onConn(-1)
+	}
+	select {
+	case l.slot <- struct{}{}:
+	default:
+	}
+	l.wg.Done()
+}
+
+func (l *Listener) serveConn(c net.Conn) {
+	defer l.connDone()
+	l.track(c, true, false)
+	defer l.track(c, false, false)
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	s := l.settings.Load()
+	peer := addrPort(c.RemoteAddr())
+	switch l.protocol {
+	case ProtoHTTPS:
+		tc := tls.Server(c, s.TLS)
+		_ = c.SetDeadline(time.Now().Add(s.ReadHeaderTimeout))
+		if err := tc.Handshake(); err != nil {
+			l.log.Debug("tls handshake failed", "listener", l.name, "peer", peer, "error", err)
+			_ = c.Close()
+			return
+		}
+		_ = c.SetDeadline(time.Time{})
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			l.serveH2(tc)
+			return
+		}
+		l.serveH1(tc, bufio.NewReaderSize(tc, 4<<10), peer, "https")
+	case ProtoH2C:
+		l.serveH2(c)
+	default:
+		br := bufio.NewReaderSize(c, 4<<10)
+		_ = c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+		if b, err := br.Peek(len(http2.ClientPreface)); err == nil && string(b) == http2.ClientPreface {
+			_ = c.SetReadDeadline(time.Time{})
+			l.serveH2(&bufferedConn{Conn: c, r: br})
+			return
+		}
+		l.serveH1(c, br, peer, "http")
+	}
+}
+
+func (l *Listener) serveH2(c net.Conn) {
+	l.h2.ServeConn(c, &http2.ServeConnOpts{BaseConfig: l.h2base, Handler: l.h2h})
+}
+
+// CloseSocket stops accepting and closes the bound socket; open connections carry on.
+func (l *Listener) CloseSocket() {
+	l.closing.Store(true)
+	_ = l.ln.Close()
+}
+
+// Shutdown stops accepting, closes idle connections, lets active exchanges finish (HTTP/2 clients
+// get GOAWAY), and returns when every connection is closed or ctx ends (then it closes the rest).
+func (l *Listener) Shutdown(ctx context.Context) error {
+	l.CloseSocket()
+	_ = l.h2base.Shutdown(ctx) // starts graceful GOAWAY on HTTP/2 connections
+	l.closeIdle()
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-tick.C:
+			l.closeIdle()
+		case <-ctx.Done():
+			l.closeAll()
+			<-done
+			return ctx.Err()
+		}
+	}
+}
+
+// track records c as open (idle or not) or, with open false, forgets it.
+func (l *Listener) track(c net.Conn, open, idle bool) {
+	l.mu.Lock()
+	if open {
+		l.conns[c] = idle
+	} else {
+		delete(l.conns, c)
+	}
+	l.mu.Unlock()
+}
+
+// setIdle marks an open connection idle or busy. It reports false when the listener is closing and
+// the connection should close instead of waiting for another request.
+func (l *Listener) setIdle(c net.Conn, idle bool) bool {
+	l.mu.Lock()
+	l.conns[c] = idle
+	l.mu.Unlock()
+	return !l.closing.Load()
+}
+
+func (l *Listener) closeIdle() {
+	l.mu.Lock()
+	for c, idle := range l.conns {
+		if idle {
+			_ = c.Close()
+		}
+	}
+	l.mu.Unlock()
+}
+
+func (l *Listener) closeAll() {
+	l.mu.Lock()
+	for c := range l.conns {
+		_ = c.Close()
+	}
+	l.mu.Unlock()
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// bufferedConn replays bytes already read into r before reading the connection.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -1,0 +1,468 @@
+package upstream
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/proxy/http1"
+	"github.com/meshgate/meshgate/internal/proxy/httpmsg"
+)
+
+// HTTP1Options configure an HTTP/1.1 transport.
+type HTTP1Options struct {
+	// MaxIdlePerEndpoint is the most idle connections kept per endpoint.
+	MaxIdlePerEndpoint int
+	// MaxConnsPerEndpoint is the most connections open to one endpoint at once.
+	MaxConnsPerEndpoint int
+	// IdleTimeout closes a pooled connection idle for this long.
+	IdleTimeout time.Duration
+	// ConnectTimeout bounds establishing a connection.
+	ConnectTimeout time.Duration
+	// Hooks report connection events.
+	Hooks Hooks
+}
+
+// readBufferSize is the read buffer of an upstream connection, and so the largest response head
+// accepted (like nginx's proxy_buffer_size, a larger head is a protocol error).
+const readBufferSize = 16 << 10
+
+// HTTP1 is a pooled HTTP/1.1 client transport: keep-alive connections per endpoint, reused LIFO
+// (the warmest connection first), closed when idle too long.
+type HTTP1 struct {
+	opts   HTTP1Options
+	dialer net.Dialer
+	limits http1.Limits
+
+	mu     sync.Mutex
+	pools  map[string]*connPool
+	closed bool
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+var _ Transport = (*HTTP1)(nil)
+
+// NewHTTP1 returns a transport and starts its idle-connection sweeper; Close stops it.
+func NewHTTP1(opts HTTP1Options) *HTTP1 {
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 90 * time.Second
+	}
+	t := &HTTP1{
+		opts:   opts,
+		dialer: net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second},
+		limits: http1.Limits{MaxHeaderBytes: readBufferSize, MaxHeaderCount: 200},
+		pools:  make(map[string]*connPool),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go t.sweep()
+	return t
+}
+
+func (t *HTTP1) pool(addr string) *connPool {
+	t.mu.Lock()
+	p := t.pools[addr]
+	if p == nil {
+		p = &connPool{t: t, addr: addr}
+		if t.opts.MaxConnsPerEndpoint > 0 {
+			p.slots = make(chan struct{}, t.opts.MaxConnsPerEndpoint)
+		}
+		t.pools[addr] = p
+	}
+	t.mu.Unlock()
+	return p
+}
+
+// Close closes every idle connection and makes connections returned later close too.
+func (t *HTTP1) Close() {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	t.closed = true
+	pools := t.pools
+	t.mu.Unlock()
+	close(t.stop)
+	<-t.done
+	for _, p := range pools {
+		p.closeIdle(time.Time{})
+	}
+}
+
+func (t *HTTP1) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+func (t *HTTP1) sweep() {
+	defer close(t.done)
+	iv := t.opts.IdleTimeout / 2
+	if iv < time.Second {
+		iv = time.Second
+	}
+	tick := time.NewTicker(iv)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case now := <-tick.C:
+			t.mu.Lock()
+			pools := make([]*connPool, 0, len(t.pools))
+			for _, p := range t.pools {
+				pools = append(pools, p)
+			}
+			t.mu.Unlock()
+			for _, p := range pools {
+				p.closeIdle(now.Add(-t.opts.IdleTimeout))
+			}
+		}
+	}
+}
+
+// connPool holds the connections to one endpoint.
+type connPool struct {
+	t     *HTTP1
+	addr  string
+	slots chan struct{} // one token per open connection when MaxConnsPerEndpoint is set
+
+	mu   sync.Mutex
+	idle []*upConn
+}
+
+// upConn is one upstream connection.
+type upConn struct {
+	pool     *connPool
+	c        net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	lastUsed time.Time
+	reused   bool
+}
+
+func (p *connPool) get(deadline time.Time) (*upConn, error) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		uc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		uc.reused = true
+		return uc, nil
+	}
+	p.mu.Unlock()
+	return p.dial(deadline)
+}
+
+func (p *connPool) dial(deadline time.Time) (*upConn, error) {
+	if p.slots != nil {
+		select {
+		case p.slots <- struct{}{}:
+		default:
+			var timeout <-chan time.Time
+			if !deadline.IsZero() {
+				tm := time.NewTimer(time.Until(deadline))
+				defer tm.Stop()
+				timeout = tm.C
+			}
+			select {
+			case p.slots <- struct{}{}:
+			case <-timeout:
+				return nil, proxy.Fail(503, proxy.ReasonUpstreamUnavailable, errors.New("upstream: connection limit reached for "+p.addr))
+			}
+		}
+	}
+	d := p.t.dialer
+	if !deadline.IsZero() {
+		d.Deadline = deadline
+	}
+	c, err := d.Dial("tcp", p.addr)
+	if err != nil {
+		p.release()
+		p.t.opts.Hooks.connectFailed()
+		return nil, err
+	}
+	p.t.opts.Hooks.opened()
+	return &upConn{pool: p, c: c, br: bufio.NewReaderSize(c, readBufferSize), bw: bufio.NewWriterSize(c, 8<<10)}, nil
+}
+
+func (p *connPool) release() {
+	if p.slots != nil {
+		<-p.slots
+	}
+}
+
+// put returns a healthy connection to the pool, or closes it when the pool is full or closed.
+func (p *connPool) put(uc *upConn) {
+	if p.t.isClosed() {
+		uc.close()
+		return
+	}
+	uc.lastUsed = time.Now()
+	_ = uc.c.SetDeadline(time.Time{})
+	p.mu.Lock()
+	if len(p.idle) >= p.t.opts.MaxIdlePerEndpoint && p.t.opts.MaxIdlePerEndpoint > 0 {
+		p.mu.Unlock()
+		uc.close()
+		return
+	}
+	p.idle = append(p.idle, uc)
+	p.mu.Unlock()
+}
+
+// closeIdle closes idle connections last used before cutoff (all when cutoff is zero).
+func (p *connPool) closeIdle(cutoff time.Time) {
+	p.mu.Lock()
+	keep := p.idle[:0]
+	var drop []*upConn
+	for _, uc := range p.idle {
+		if cutoff.IsZero() || uc.lastUsed.Before(cutoff) {
+			drop = append(drop, uc)
+		} else {
+			keep = append(keep, uc)
+		}
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	p.mu.Unlock()
+	for _, uc := range drop {
+		uc.close()
+	}
+}
+
+func (uc *upConn) close() {
+	_ = uc.c.Close()
+	uc.pool.release()
+	uc.pool.t.opts.Hooks.closed()
+}
+
+// Forward implements Transport.
+func (t *HTTP1) Forward(x *proxy.Exchange, addr string) error {
+	p := t.pool(addr)
+	if x.Req.Upgrade != "" {
+		return t.forwardUpgrade(x, p)
+	}
+	x.UpstreamStart = time.Now()
+	uc, err := p.get(x.Deadline)
+	if err != nil {
+		return classify(err, true)
+	}
+	retry, err := t.exchange(x, uc)
+	// A pooled connection the upstream closed while idle fails before any response byte. Such a
+	// request never reached the application: send it again, once, on a new connection, when its
+	// body can be replayed (it has none).
+	if err != nil && retry && uc.reused && x.Body == nil {
+		if uc, err = p.dial(x.Deadline); err != nil {
+			return classify(err, true)
+		}
+		_, err = t.exchange(x, uc)
+	}
+	return err
+}
+
+// exchange runs one request on uc. retry reports that the failure happened before the upstream
+// sent anything, on a connection that may have been closed while idle.
+func (t *HTTP1) exchange(x *proxy.Exchange, uc *upConn) (retry bool, err error) {
+	if !x.Deadline.IsZero() {
+		_ = uc.c.SetDeadline(x.Deadline)
+	}
+	uc.bw.Write(appendRequest(uc.bw.AvailableBuffer(), x))
+	if x.Body != nil {
+		if err := writeBody(uc.bw, x); err != nil {
+			uc.close()
+			if de, ok := asDownstream(err); ok {
+				return false, de
+			}
+			return true, classify(err, false)
+		}
+	}
+	if err := uc.bw.Flush(); err != nil {
+		uc.close()
+		return true, classify(err, false)
+	}
+	var resp httpmsg.Response
+	for {
+		n, err := readResponseHead(uc.br, t.limits, x.Req.Method, &resp)
+		if err != nil {
+			uc.close()
+			if n == 0 && isConnClosed(err) {
+				return true, classify(err, false)
+			}
+			return false, asResponseError(err)
+		}
+		if resp.Status >= 100 && resp.Status < 200 {
+			continue // 100 Continue and informational heads are not forwarded.
+		}
+		break
+	}
+	return false, t.relay(x, uc, &resp)
+}
+
+// relay streams the response on uc downstream and returns uc to the pool when it is reusable.
+func (t *HTTP1) relay(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) error {
+	http1.StripHopByHop(&resp.Header, false)
+	for _, edit := range x.ResponseEdits {
+		edit(resp)
+	}
+	x.Status = resp.Status
+	bodyLen := resp.ContentLength
+	chunked := resp.Chunked
+	if err := x.W.WriteHead(resp); err != nil {
+		uc.close()
+		return proxy.Fail(499, proxy.ReasonDownstreamReset, err)
+	}
+	var trailer httpmsg.Header
+	var err error
+	switch {
+	case !httpmsg.BodyAllowed(x.Req.Method, resp.Status) || bodyLen == 0:
+	case chunked:
+		cr := http1.NewChunkedReader(uc.br, http1.ChunkLimits{})
+		err = copyBody(x, cr, uc.br)
+		trailer = cr.Trailer()
+	case bodyLen > 0:
+		err = copyBody(x, io.LimitReader(uc.br, bodyLen), uc.br)
+		if err == nil && x.BytesOut < bodyLen {
+			err = io.ErrUnexpectedEOF
+		}
+	default: // close-delimited
+		err = copyBody(x, uc.br, uc.br)
+		resp.Close = true
+	}
+	x.UpstreamDuration = time.Since(x.UpstreamStart)
+	if err != nil {
+		uc.close()
+		return err
+	}
+	if ferr := x.W.Finish(trailer); ferr != nil {
+		uc.close()
+		return proxy.Fail(499, proxy.ReasonDownstreamReset, ferr)
+	}
+	if resp.Close {
+		uc.close()
+	} else {
+		uc.pool.put(uc)
+	}
+	return nil
+}
+
+// copyBody streams src downstream, flushing whenever the upstream has nothing more buffered, so
+// server-sent events and other streams reach the client promptly while bulk bodies are batched.
+func copyBody(x *proxy.Exchange, src io.Reader, buffered *bufio.Reader) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			w, werr := x.W.Write(buf[:n])
+			x.BytesOut += int64(w)
+			if werr != nil {
+				return proxy.Fail(499, proxy.ReasonDownstreamReset, werr)
+			}
+			if buffered.Buffered() == 0 {
+				if ferr := x.W.Flush(); ferr != nil {
+					return proxy.Fail(499, proxy.ReasonDownstreamReset, ferr)
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return classify(rerr, false)
+		}
+	}
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// appendRequest serialises the request head for the upstream, with framing for its body.
+func appendRequest(dst []byte, x *proxy.Exchange) []byte {
+	dst = http1.AppendRequestHead(dst, &x.Req)
+	dst = dst[:len(dst)-2] // reopen the head to add framing fields
+	if x.Body != nil {
+		if x.Req.ContentLength >= 0 {
+			dst = append(dst, "Content-Length: "...)
+			dst = strconv.AppendInt(dst, x.Req.ContentLength, 10)
+			dst = append(dst, "\r\n"...)
+		} else {
+			dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+		}
+	}
+	if x.Req.Upgrade != "" {
+		dst = append(dst, "Connection: Upgrade\r\nUpgrade: "...)
+		dst = append(dst, x.Req.Upgrade...)
+		dst = append(dst, "\r\n"...)
+	}
+	return append(dst, "\r\n"...)
+}
+
+// writeBody copies the request body upstream with the framing appendRequest declared.
+func writeBody(bw *bufio.Writer, x *proxy.Exchange) error {
+	body := &bodyReader{r: x.Body, x: x}
+	if x.Req.ContentLength >= 0 {
+		n, err := io.Copy(bw, io.LimitReader(body, x.Req.ContentLength))
+		if err == nil && n < x.Req.ContentLength {
+			err = &downstreamError{io.ErrUnexpectedEOF}
+		}
+		return err
+	}
+	cw := http1.NewChunkedWriter(bw)
+	if _, err := io.Copy(cw, body); err != nil {
+		return err
+	}
+	return cw.Close()
+}
+
+// readResponseHead reads one response head from br. n is how many bytes had arrived.
+func readResponseHead(br *bufio.Reader, lim http1.Limits, method string, resp *httpmsg.Response) (int, error) {
+	want := 1
+	for {
+		buf, perr := br.Peek(want)
+		if len(buf) > 0 {
+			n, err := http1.ParseResponse(buf, lim, method, resp)
+			if err == nil {
+				_, _ = br.Discard(n)
+				return n, nil
+			}
+			if !errors.Is(err, http1.ErrIncomplete) {
+				return len(buf), err
+			}
+		}
+		if perr != nil {
+			if errors.Is(perr, bufio.ErrBufferFull) {
+				return len(buf), proxy.Fail(502, proxy.ReasonUpstreamProtocol, errors.New("upstream: response head too large"))
+			}
+			return len(buf), perr
+		}
+		// Ask for whatever more has arrived, at least one byte.
+		if b := br.Buffered(); b >= want {
+			want = b + 1
+		} else {
+			want++
+		}
+	}
+}
+
+func isConnClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET)
+}
+
+// asResponseError maps a failure to read a response head.
+func asResponseError(err error) *proxy.Error {
+	var pe *http1.ParseError
+	if errors.As(err, &pe) {
+		return proxy.Fail(502, proxy.ReasonUpstreamProtocol, err)
+	}
+	return classify(err, false)
+}
