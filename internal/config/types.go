@@ -149,7 +149,7 @@ type Route struct {
 	// itself (redirect or respond).
 	Backends []Backend `yaml:"backends,omitempty" json:"backends,omitempty"`
 	// Timeout bounds the whole exchange for this route, overriding the listener's request timeout.
-	// Default: the listener's. Streaming routes (gRPC streams, SSE) may need 0, meaning no limit.
+	// Default: the listener's. Streaming routes (gRPC streams, SSE) may need "0s", meaning no limit.
 	Timeout *time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
@@ -337,7 +337,7 @@ type HashOn struct {
 type HealthCheck struct {
 	// HTTP probes with an HTTP GET and expects a 2xx (or one of ExpectedStatuses).
 	HTTP *HTTPHealthCheck `yaml:"http,omitempty" json:"http,omitempty"`
-	// TCP probes by opening a TCP connection.
+	// TCP probes by opening a TCP connection. It has no settings: write "tcp: {}".
 	TCP *TCPHealthCheck `yaml:"tcp,omitempty" json:"tcp,omitempty"`
 	// Interval is the time between probes of one endpoint. Default 5s.
 	Interval time.Duration `yaml:"interval,omitempty" json:"interval,omitempty"`

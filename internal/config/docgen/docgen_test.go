@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestConfigDocUpToDate fails when docs/config.md no longer matches types.go.
+func TestConfigDocUpToDate(t *testing.T) {
+	want, err := generate(filepath.Join("..", "types.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "config.md"))
+	if err != nil {
+		t.Fatalf("%v; run `go run ./internal/config/docgen` from the module root", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("docs/config.md is stale: run `go run ./internal/config/docgen` from the module root")
+	}
+}
+
+func TestGenerateCoversEveryKey(t *testing.T) {
+	md, err := generate(filepath.Join("..", "types.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(md)
+	for _, want := range []string{
+		"## Config\n",
+		"## TCPHealthCheck\n",
+		"| `maxBodyBytes` | integer |",
+		"| `timeout` | duration |",
+		"| `listeners` | list of [Listener](#listener) |",
+		"| `set` | map of string to string |",
+		"| `healthCheck` | [HealthCheck](#healthcheck) | `healthCheck`, when set,",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("the reference lacks %q", want)
+		}
+	}
+	if strings.Contains(doc, "## Source") {
+		t.Error("the reference documents Source, which is not part of the file")
+	}
+}

@@ -1,0 +1,137 @@
+package config
+
+import "strings"
+
+// routeList checks every route and their names. It runs after listenerList and serviceList,
+// whose names routes refer to.
+func (v *validator) routeList() {
+	names := make(map[string]string)
+	for i := range v.c.Routes {
+		r := &v.c.Routes[i]
+		s := v.object(pathIndex("routes", i), r.Name)
+		uniqueName(s, r.Name, names)
+		v.route(s, r)
+	}
+}
+
+// route checks one route.
+func (v *validator) route(s scope, r *Route) {
+	seen := make(map[string]bool)
+	for i, name := range r.Listeners {
+		ls := s.key("listeners").index(i)
+		switch {
+		case !v.listeners[name]:
+			ls.errorf("listener %q is not defined", name)
+		case seen[name]:
+			ls.errorf("listener %q is listed twice", name)
+		}
+		seen[name] = true
+	}
+
+	hosts := make(map[string]bool)
+	for i, h := range r.Hosts {
+		hs := s.key("hosts").index(i)
+		checkRouteHost(hs, h)
+		if hosts[strings.ToLower(h)] {
+			hs.errorf("host %q is listed twice", h)
+		}
+		hosts[strings.ToLower(h)] = true
+	}
+
+	if len(r.Match) == 0 {
+		s.key("match").errorf("at least one match is required")
+	}
+	for i := range r.Match {
+		checkRouteMatch(s.key("match").index(i), &r.Match[i])
+	}
+
+	answered := "" // path of the filter that answers the request itself
+	for i := range r.Filters {
+		fs := s.key("filters").index(i)
+		checkFilter(fs, &r.Filters[i], r)
+		if r.Filters[i].Redirect != nil || r.Filters[i].Respond != nil {
+			if answered != "" {
+				fs.errorf("a route answers with at most one redirect or respond filter; %s already does", v.where(answered))
+			}
+			answered = fs.path
+		}
+	}
+
+	if len(r.Backends) == 0 && answered == "" {
+		s.key("backends").errorf("required unless a redirect or respond filter answers the request")
+	}
+	for i, b := range r.Backends {
+		bs := s.key("backends").index(i)
+		switch {
+		case b.Service == "":
+			bs.key("service").errorf("required")
+		case !v.services[b.Service]:
+			bs.key("service").errorf("service %q is not defined", b.Service)
+		}
+		if b.Weight == nil {
+			bs.key("weight").errorf("required")
+		} else if *b.Weight < 0 {
+			bs.key("weight").errorf("must not be negative")
+		}
+	}
+	if r.Timeout != nil {
+		checkNotNegative(s.key("timeout"), *r.Timeout)
+	}
+}
+
+// checkRouteHost checks a route host: a host name or "*." followed by one, without a port.
+func checkRouteHost(s scope, h string) {
+	name := strings.TrimPrefix(h, "*.")
+	switch {
+	case strings.Contains(h, ":"):
+		s.errorf("host %q must not include a port", h)
+	case !isHostname(name):
+		s.errorf(`%q is not a host name or a wildcard such as "*.example.org"`, h)
+	}
+}
+
+// checkRouteMatch checks one match entry of a route.
+func checkRouteMatch(s scope, m *RouteMatch) {
+	if p := m.Path; p == nil {
+		s.key("path").errorf("required")
+	} else {
+		ps := s.key("path")
+		exactlyOne(ps, []string{"exact", "prefix", "regex"}, p.Exact != "", p.Prefix != "", p.Regex != "")
+		if p.Exact != "" && !strings.HasPrefix(p.Exact, "/") {
+			ps.key("exact").errorf(`%q must start with "/"`, p.Exact)
+		}
+		if p.Prefix != "" && !strings.HasPrefix(p.Prefix, "/") {
+			ps.key("prefix").errorf(`%q must start with "/"`, p.Prefix)
+		}
+		if p.Regex != "" {
+			checkRegex(ps.key("regex"), p.Regex)
+		}
+	}
+	if m.Method != "" && !isMethod(m.Method) {
+		s.key("method").errorf(`%q is not a method; methods are uppercase letters, such as "GET"`, m.Method)
+	}
+	for i, h := range m.Headers {
+		hs := s.key("headers").index(i)
+		if h.Name == "" {
+			hs.key("name").errorf("required")
+		} else if !isToken(h.Name) {
+			hs.key("name").errorf("%q is not a valid header name", h.Name)
+		}
+		checkValueMatch(hs, h.Value, h.Regex, h.Present)
+	}
+	for i, q := range m.Query {
+		qs := s.key("query").index(i)
+		if q.Name == "" {
+			qs.key("name").errorf("required")
+		}
+		checkValueMatch(qs, q.Value, q.Regex, q.Present)
+	}
+}
+
+// checkValueMatch checks the value, regex and present fields of a header or query match.
+func checkValueMatch(s scope, value, regex string, present bool) {
+	exactlyOne(s, []string{"value", "regex", "present"}, value != "", regex != "", present)
+	if regex != "" {
+		checkRegex(s.key("regex"), regex)
+	}
+}
