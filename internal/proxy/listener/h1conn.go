@@ -113,34 +113,16 @@ func (hc *h1Conn) serveOne(s *Settings) bool {
 
 // readHead reads one request head into req. n is how many bytes of it had arrived.
 func (hc *h1Conn) readHead(s *Settings, req *httpmsg.Request) (int, error) {
-	want := 1
+	parse := func(buf []byte) (int, error) { return http1.ParseRequest(buf, s.Limits, req) }
 	for {
-		buf, perr := hc.br.Peek(want)
-		if len(buf) > 0 {
-			n, err := http1.ParseRequest(buf, s.Limits, req)
-			if err == nil {
-				_, _ = hc.br.Discard(n)
-				return n, nil
-			}
-			if !errors.Is(err, http1.ErrIncomplete) {
-				return len(buf), err
-			}
+		n, err := http1.ReadHead(hc.br, parse)
+		if !errors.Is(err, http1.ErrHeadTooLarge) {
+			return n, err
 		}
-		if perr != nil {
-			if errors.Is(perr, bufio.ErrBufferFull) {
-				if hc.br.Size() >= s.Limits.MaxHeaderBytes+4 {
-					return len(buf), &http1.ParseError{Status: 431, Reason: proxy.ReasonHeaderTooLarge, Msg: "request head too large"}
-				}
-				hc.growReader(s.Limits.MaxHeaderBytes + 4)
-				continue
-			}
-			return len(buf), perr
+		if hc.br.Size() >= s.Limits.MaxHeaderBytes+4 {
+			return n, &http1.ParseError{Status: 431, Reason: proxy.ReasonHeaderTooLarge, Msg: "request head too large"}
 		}
-		if b := hc.br.Buffered(); b >= want {
-			want = b + 1
-		} else {
-			want++
-		}
+		hc.growReader(s.Limits.MaxHeaderBytes + 4)
 	}
 }
 

@@ -425,32 +425,11 @@ func writeBody(bw *bufio.Writer, x *proxy.Exchange) error {
 
 // readResponseHead reads one response head from br. n is how many bytes had arrived.
 func readResponseHead(br *bufio.Reader, lim http1.Limits, method string, resp *httpmsg.Response) (int, error) {
-	want := 1
-	for {
-		buf, perr := br.Peek(want)
-		if len(buf) > 0 {
-			n, err := http1.ParseResponse(buf, lim, method, resp)
-			if err == nil {
-				_, _ = br.Discard(n)
-				return n, nil
-			}
-			if !errors.Is(err, http1.ErrIncomplete) {
-				return len(buf), err
-			}
-		}
-		if perr != nil {
-			if errors.Is(perr, bufio.ErrBufferFull) {
-				return len(buf), proxy.Fail(502, proxy.ReasonUpstreamProtocol, errors.New("upstream: response head too large"))
-			}
-			return len(buf), perr
-		}
-		// Ask for whatever more has arrived, at least one byte.
-		if b := br.Buffered(); b >= want {
-			want = b + 1
-		} else {
-			want++
-		}
+	n, err := http1.ReadHead(br, func(buf []byte) (int, error) { return http1.ParseResponse(buf, lim, method, resp) })
+	if errors.Is(err, http1.ErrHeadTooLarge) {
+		return n, proxy.Fail(502, proxy.ReasonUpstreamProtocol, errors.New("upstream: response head too large"))
 	}
+	return n, err
 }
 
 func isConnClosed(err error) bool {
