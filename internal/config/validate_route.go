@@ -1,6 +1,10 @@
 package config
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/meshgate/meshgate/internal/proxy/pathnorm"
+)
 
 // routeList checks every route and their names. It runs after listenerList and serviceList,
 // whose names routes refer to.
@@ -90,6 +94,22 @@ func checkRouteHost(s scope, h string) {
 	}
 }
 
+// checkMatchPath checks an exact or prefix path. Requests are normalised before matching, so a
+// path that normalisation would change could never match. Slashes are not merged here because a
+// listener may keep them.
+func checkMatchPath(s scope, path string) {
+	if !strings.HasPrefix(path, "/") {
+		s.errorf(`%q must start with "/"`, path)
+		return
+	}
+	norm, err := pathnorm.Normalize(path, pathnorm.Options{KeepSlashes: true, AllowEncodedSlash: true})
+	if err != nil {
+		s.errorf("%q is not a valid path: %v", path, err)
+	} else if norm != path {
+		s.errorf("%q is not in normal form, so no request could match it; write %q", path, norm)
+	}
+}
+
 // checkRouteMatch checks one match entry of a route.
 func checkRouteMatch(s scope, m *RouteMatch) {
 	if p := m.Path; p == nil {
@@ -97,11 +117,11 @@ func checkRouteMatch(s scope, m *RouteMatch) {
 	} else {
 		ps := s.key("path")
 		exactlyOne(ps, []string{"exact", "prefix", "regex"}, p.Exact != "", p.Prefix != "", p.Regex != "")
-		if p.Exact != "" && !strings.HasPrefix(p.Exact, "/") {
-			ps.key("exact").errorf(`%q must start with "/"`, p.Exact)
+		if p.Exact != "" {
+			checkMatchPath(ps.key("exact"), p.Exact)
 		}
-		if p.Prefix != "" && !strings.HasPrefix(p.Prefix, "/") {
-			ps.key("prefix").errorf(`%q must start with "/"`, p.Prefix)
+		if p.Prefix != "" {
+			checkMatchPath(ps.key("prefix"), p.Prefix)
 		}
 		if p.Regex != "" {
 			checkRegex(ps.key("regex"), p.Regex)

@@ -200,6 +200,26 @@ listeners:
 			},
 		},
 		{
+			desc: "match paths must be in normal form",
+			yaml: `version: 1
+listeners: [{name: web, address: 127.0.0.1:18080}]
+routes:
+  - name: r
+    match:
+      - path: {prefix: /a/../admin}
+      - path: {exact: /%61dmin}
+      - path: {prefix: /bad%zz}
+      - path: {prefix: //keep/double}
+    backends: [{service: s}]
+services: [{name: s, endpoints: [{address: 127.0.0.1:9001}]}]
+`,
+			want: []string{
+				`DIR/gateway.yaml:6: route "r": match[0].path.prefix: "/a/../admin" is not in normal form, so no request could match it; write "/admin"`,
+				`DIR/gateway.yaml:7: route "r": match[1].path.exact: "/%61dmin" is not in normal form, so no request could match it; write "/admin"`,
+				`DIR/gateway.yaml:8: route "r": match[2].path.prefix: "/bad%zz" is not a valid path: pathnorm: malformed percent-escape`,
+			},
+		},
+		{
 			desc: "route listeners, hosts and matches",
 			yaml: `version: 1
 listeners: [{name: web, address: ":18080"}]
