@@ -94,6 +94,10 @@ func checkRouteHost(s scope, h string) {
 	}
 }
 
+// PathNormalization mirrors pathnorm.Options field for field, so the engine converts one into the
+// other; this line stops the two drifting apart.
+var _ = pathnorm.Options(PathNormalization{})
+
 // checkMatchPath checks an exact or prefix path. Requests are normalised before matching, so a
 // path that normalisation would change could never match. Slashes are not merged here because a
 // listener may keep them.

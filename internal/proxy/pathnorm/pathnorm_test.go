@@ -4,12 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/meshgate/meshgate/internal/config"
 )
-
-// Options mirrors the listener config, so that a conversion is all callers need.
-var _ = Options(config.PathNormalization{})
 
 var (
 	keep  = Options{KeepSlashes: true}
