@@ -27,6 +27,9 @@ type Exchange struct {
 	Scheme string
 	// Peer is the address of the directly connected client.
 	Peer netip.AddrPort
+	// PeerText is Peer's address as text; transports fill it once per connection so the engine
+	// need not format it for every request.
+	PeerText string
 	// ClientIP is the original client's address: Peer, or the address a trusted proxy reported.
 	ClientIP netip.Addr
 	// ID is the request id (X-Request-Id), kept from the client or generated.

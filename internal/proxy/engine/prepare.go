@@ -26,13 +26,17 @@ func (lt *listenerTable) prepare(x *proxy.Exchange) {
 
 	peer := x.Peer.Addr().Unmap()
 	x.ClientIP = peer
+	peerText := x.PeerText
+	if peerText == "" {
+		peerText = peer.String()
+	}
 	if lt.isTrusted(peer) {
 		xff := joinValues(*h, "X-Forwarded-For")
 		x.ClientIP = lt.clientFromChain(xff, peer)
 		if xff != "" {
-			h.Set("X-Forwarded-For", xff+", "+peer.String())
+			h.Set("X-Forwarded-For", xff+", "+peerText)
 		} else {
-			h.Set("X-Forwarded-For", peer.String())
+			h.Set("X-Forwarded-For", peerText)
 		}
 		if !h.Has("X-Forwarded-Proto") {
 			h.Set("X-Forwarded-Proto", x.Scheme)
@@ -43,7 +47,7 @@ func (lt *listenerTable) prepare(x *proxy.Exchange) {
 	} else {
 		// An untrusted peer's claims about other hops are dropped, not extended.
 		h.Del("Forwarded")
-		h.Set("X-Forwarded-For", peer.String())
+		h.Set("X-Forwarded-For", peerText)
 		h.Set("X-Forwarded-Proto", x.Scheme)
 		h.Set("X-Forwarded-Host", x.Req.Host)
 	}

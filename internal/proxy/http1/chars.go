@@ -47,25 +47,31 @@ const (
 	msb = 0x8080808080808080
 )
 
-// hasCTL reports whether any byte of w is below 0x20 or equals 0x7f (DEL). Bytes of 0x80 and
-// above are not flagged.
-func hasCTL(w uint64) bool {
-	d := w ^ (lsb * 0x7f)
-	return ((w-lsb*0x20)&^w|(d-lsb)&^d)&msb != 0
+// ctlBits returns a word whose high bit is set in every byte of w below 0x20 or equal to 0x7f
+// (DEL). Bytes of 0x80 and above are not flagged, and a clean word gives 0. A flagged word may
+// also flag innocent bytes (borrows and carries cross byte boundaries), so callers re-check it a
+// byte at a time; a control byte is never missed.
+func ctlBits(w uint64) uint64 {
+	return ((w - lsb*0x20) | (w + lsb)) &^ w & msb
 }
 
-// hasCTLOrSP is hasCTL that also flags SP (0x20).
-func hasCTLOrSP(w uint64) bool {
-	d := w ^ (lsb * 0x7f)
-	return ((w-lsb*0x21)&^w|(d-lsb)&^d)&msb != 0
+// ctlOrSPBits is ctlBits that also flags SP (0x20).
+func ctlOrSPBits(w uint64) uint64 {
+	return ((w - lsb*0x21) | (w + lsb)) &^ w & msb
 }
 
 // scanValue returns the index of the first byte at or after i that is not a valueChar, or len(b).
-// It checks eight bytes at a time and falls back to the table only for words holding a control
+// It checks sixteen bytes at a time and falls back to the table only for words holding a control
 // byte (HTAB included, which is rare in values).
 func scanValue(b []byte, i int) int {
+	for i+16 <= len(b) {
+		if ctlBits(binary.LittleEndian.Uint64(b[i:]))|ctlBits(binary.LittleEndian.Uint64(b[i+8:])) != 0 {
+			break
+		}
+		i += 16
+	}
 	for i+8 <= len(b) {
-		if hasCTL(binary.LittleEndian.Uint64(b[i:])) {
+		if ctlBits(binary.LittleEndian.Uint64(b[i:])) != 0 {
 			for end := i + 8; i < end; i++ {
 				if !valueChar[b[i]] {
 					return i
@@ -83,7 +89,7 @@ func scanValue(b []byte, i int) int {
 
 // scanTarget returns the index of the first byte at or after i that is not a targetChar.
 func scanTarget(b []byte, i int) int {
-	for i+8 <= len(b) && !hasCTLOrSP(binary.LittleEndian.Uint64(b[i:])) {
+	for i+8 <= len(b) && ctlOrSPBits(binary.LittleEndian.Uint64(b[i:])) == 0 {
 		i += 8
 	}
 	for i < len(b) && targetChar[b[i]] {

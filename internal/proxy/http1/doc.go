@@ -16,9 +16,9 @@
 //   - a field name that only imitates Content-Length or Transfer-Encoding (Transfer_Encoding,
 //     Content---Length) is rejected, because some back ends fold "_" into "-";
 //   - Content-Length must be plain digits, must appear once, and must not be combined with
-//     Transfer-Encoding; Transfer-Encoding must appear once and hold exactly "chunked" (other codings
-//     are answered 501, a list containing chunked anywhere but alone is answered 400), and is refused
-//     in HTTP/1.0 messages;
+//     Transfer-Encoding; Transfer-Encoding must appear once and hold exactly "chunked" (chunked
+//     repeated, not final or with parameters is answered 400, other codings 501), and is refused in
+//     HTTP/1.0 messages;
 //   - GET and HEAD requests may not carry a body unless Limits.AllowGetBody is set;
 //   - HTTP/1.1 requests need exactly one valid Host field, and an absolute-form target must name the
 //     same authority as Host;

@@ -27,8 +27,8 @@ const (
 	// section with more than ChunkLimits.MaxTrailerCount fields.
 	ReasonTooManyHeaders = "too_many_headers"
 	// ReasonAmbiguousFraming is a message whose body length two parsers could disagree on: both
-	// Content-Length and Transfer-Encoding, repeated framing fields, chunked that is not the only
-	// coding, or Transfer-Encoding in HTTP/1.0.
+	// Content-Length and Transfer-Encoding, repeated framing fields, chunked that is repeated, not
+	// final or has parameters, or Transfer-Encoding in HTTP/1.0.
 	ReasonAmbiguousFraming = "ambiguous_framing"
 	// ReasonBadContentLength is a Content-Length value that is not a plain decimal number in range.
 	ReasonBadContentLength = "bad_content_length"
@@ -41,7 +41,8 @@ const (
 	// ReasonBadHost is a missing, repeated or malformed Host, or one that disagrees with the
 	// authority of an absolute-form request-target.
 	ReasonBadHost = "bad_host"
-	// ReasonBadChunk is a malformed chunked body: size line, extension, or missing CRLF.
+	// ReasonBadChunk is a malformed or abusive chunked body: size line, chunk extension, missing
+	// CRLF, or framing overhead out of proportion to the data.
 	ReasonBadChunk = "bad_chunk"
 	// ReasonBadTrailer is a trailer section that is too large or names a framing or routing field.
 	ReasonBadTrailer = "bad_trailer"

@@ -12,8 +12,10 @@ import (
 // first when Host is not empty, then every field of req.Header in order except fields named Host,
 // then the final CRLF. It writes no framing fields of its own and does not validate: callers put
 // Content-Length or Transfer-Encoding in the Header (or append them before the final CRLF) and check
-// untrusted names and values with ValidFieldName and ValidFieldValue. It does not allocate when dst
-// has room.
+// untrusted names and values with ValidFieldName and ValidFieldValue. A Header filled by
+// ParseRequest still holds the client's Content-Length (StripHopByHop removes Transfer-Encoding);
+// a caller that writes its own framing deletes it first, or the field goes out twice. It does not
+// allocate when dst has room.
 func AppendRequestHead(dst []byte, req *httpmsg.Request) []byte {
 	dst = append(dst, req.Method...)
 	dst = append(dst, ' ')

@@ -20,19 +20,20 @@ const maxDrainBytes = 256 << 10
 // h1Conn is one downstream HTTP/1 connection. Requests on it are served in turn by the goroutine
 // that accepted it; the exchange, writer and body reader are reused for every request.
 type h1Conn struct {
-	l      *Listener
-	c      net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	peer   netip.AddrPort
-	scheme string
-	x      proxy.Exchange
-	w      h1Writer
-	body   h1Body
+	l        *Listener
+	c        net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	peer     netip.AddrPort
+	peerText string
+	scheme   string
+	x        proxy.Exchange
+	w        h1Writer
+	body     h1Body
 }
 
 func (l *Listener) serveH1(c net.Conn, br *bufio.Reader, peer netip.AddrPort, scheme string) {
-	hc := &h1Conn{l: l, c: c, br: br, bw: bufio.NewWriterSize(c, 4<<10), peer: peer, scheme: scheme}
+	hc := &h1Conn{l: l, c: c, br: br, bw: bufio.NewWriterSize(c, 4<<10), peer: peer, peerText: peer.Addr().Unmap().String(), scheme: scheme}
 	hc.serve()
 }
 
@@ -78,6 +79,7 @@ func (hc *h1Conn) serveOne(s *Settings) bool {
 	x.Listener = hc.l.name
 	x.Scheme = hc.scheme
 	x.Peer = hc.peer
+	x.PeerText = hc.peerText
 	if s.RequestTimeout > 0 {
 		x.Deadline = now.Add(s.RequestTimeout)
 	}

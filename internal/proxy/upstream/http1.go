@@ -147,6 +147,11 @@ type upConn struct {
 	bw       *bufio.Writer
 	lastUsed time.Time
 	reused   bool
+
+	// Per-exchange state, reused: a connection carries one exchange at a time.
+	resp    httpmsg.Response
+	fixed   io.LimitedReader
+	chunked *http1.ChunkedReader
 }
 
 func (p *connPool) get(deadline time.Time) (*upConn, error) {
@@ -289,9 +294,11 @@ func (t *HTTP1) exchange(x *proxy.Exchange, uc *upConn) (retry bool, err error) 
 		uc.close()
 		return true, classify(err, false)
 	}
-	var resp httpmsg.Response
+	resp := &uc.resp
+	hdr := resp.Header[:0]
+	*resp = httpmsg.Response{Header: hdr}
 	for {
-		n, err := readResponseHead(uc.br, t.limits, x.Req.Method, &resp)
+		n, err := readResponseHead(uc.br, t.limits, x.Req.Method, resp)
 		if err != nil {
 			uc.close()
 			if n == 0 && isConnClosed(err) {
@@ -304,7 +311,7 @@ func (t *HTTP1) exchange(x *proxy.Exchange, uc *upConn) (retry bool, err error) 
 		}
 		break
 	}
-	return false, t.relay(x, uc, &resp)
+	return false, t.relay(x, uc, resp)
 }
 
 // relay streams the response on uc downstream and returns uc to the pool when it is reusable.
@@ -325,11 +332,16 @@ func (t *HTTP1) relay(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) err
 	switch {
 	case !httpmsg.BodyAllowed(x.Req.Method, resp.Status) || bodyLen == 0:
 	case chunked:
-		cr := http1.NewChunkedReader(uc.br, http1.ChunkLimits{})
-		err = copyBody(x, cr, uc.br)
-		trailer = cr.Trailer()
+		if uc.chunked == nil {
+			uc.chunked = http1.NewChunkedReader(uc.br, http1.ChunkLimits{})
+		} else {
+			uc.chunked.Reset(uc.br)
+		}
+		err = copyBody(x, uc.chunked, uc.br)
+		trailer = uc.chunked.Trailer()
 	case bodyLen > 0:
-		err = copyBody(x, io.LimitReader(uc.br, bodyLen), uc.br)
+		uc.fixed = io.LimitedReader{R: uc.br, N: bodyLen}
+		err = copyBody(x, &uc.fixed, uc.br)
 		if err == nil && x.BytesOut < bodyLen {
 			err = io.ErrUnexpectedEOF
 		}
