@@ -23,6 +23,10 @@ func (lt *listenerTable) prepare(x *proxy.Exchange) {
 	// "Connection: X-Forwarded-For" cannot remove what meshgate adds below. "TE: trailers" stays
 	// for gRPC.
 	http1.StripHopByHop(h, true)
+	// Framing is described by Req.ContentLength and Req.Chunked; each upstream transport writes
+	// its own framing fields, so the client's must not travel on (a duplicate Content-Length is
+	// ambiguous framing to a strict upstream).
+	h.Del("Content-Length")
 
 	peer := x.Peer.Addr().Unmap()
 	x.ClientIP = peer

@@ -116,15 +116,19 @@ func (hc *h1Conn) serveOne(s *Settings) bool {
 // readHead reads one request head into req. n is how many bytes of it had arrived.
 func (hc *h1Conn) readHead(s *Settings, req *httpmsg.Request) (int, error) {
 	parse := func(buf []byte) (int, error) { return http1.ParseRequest(buf, s.Limits, req) }
+	limit := s.Limits.MaxHeaderBytes
+	if limit <= 0 {
+		limit = http1.DefaultMaxHeaderBytes
+	}
 	for {
 		n, err := http1.ReadHead(hc.br, parse)
 		if !errors.Is(err, http1.ErrHeadTooLarge) {
 			return n, err
 		}
-		if hc.br.Size() >= s.Limits.MaxHeaderBytes+4 {
+		if hc.br.Size() >= limit+4 {
 			return n, &http1.ParseError{Status: 431, Reason: proxy.ReasonHeaderTooLarge, Msg: "request head too large"}
 		}
-		hc.growReader(s.Limits.MaxHeaderBytes + 4)
+		hc.growReader(limit + 4)
 	}
 }
 
