@@ -186,8 +186,8 @@ func (l *Listener) serveConn(c net.Conn) {
 		l.serveH2(c)
 	default:
 		br := bufio.NewReaderSize(c, 4<<10)
-		_ = c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
-		if b, err := br.Peek(len(http2.ClientPreface)); err == nil && string(b) == http2.ClientPreface {
+		_ = c.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+		if isH2Preface(br) {
 			_ = c.SetReadDeadline(time.Time{})
 			l.serveH2(&bufferedConn{Conn: c, r: br})
 			return
@@ -274,6 +274,34 @@ func addrPort(a net.Addr) netip.AddrPort {
 	}
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
+}
+
+// isH2Preface reports whether the connection starts with the HTTP/2 client preface. It decides as
+// soon as the bytes that arrived differ from the preface, so a short HTTP/1 request is never kept
+// waiting for 24 bytes.
+func isH2Preface(br *bufio.Reader) bool {
+	const preface = http2.ClientPreface
+	want := 1
+	for {
+		b, err := br.Peek(want)
+		if len(b) > len(preface) {
+			b = b[:len(preface)]
+		}
+		if string(b) != preface[:len(b)] {
+			return false
+		}
+		if len(b) == len(preface) {
+			return true
+		}
+		if err != nil {
+			return false // the HTTP/1 reader reports the error
+		}
+		if n := br.Buffered(); n > len(b) {
+			want = min(n, len(preface)) // compare what already arrived before waiting
+		} else {
+			want = len(b) + 1
+		}
+	}
 }
 
 // bufferedConn replays bytes already read into r before reading the connection.
