@@ -27,6 +27,11 @@ func (lt *listenerTable) prepare(x *proxy.Exchange) {
 	// its own framing fields, so the client's must not travel on (a duplicate Content-Length is
 	// ambiguous framing to a strict upstream).
 	h.Del("Content-Length")
+	// The edge answers "Expect: 100-continue" itself when it first reads the body; the upstream
+	// receives the body without the handshake.
+	if x.Req.Expect100 {
+		h.Del("Expect")
+	}
 
 	peer := x.Peer.Addr().Unmap()
 	x.ClientIP = peer
