@@ -8,27 +8,31 @@ import (
 // Reason codes name why meshgate itself produced a response. They are stable: operators alert on
 // them. Each appears in the X-Meshgate-Reason response header, the access log and the metrics.
 const (
-	ReasonNoRoute             = "no_route"                 // no route matched the request.
-	ReasonBadRequest          = "bad_request"              // the request was malformed.
-	ReasonBadPath             = "bad_path"                 // the path could not be normalised safely.
-	ReasonHeaderTooLarge      = "header_too_large"         // the request head exceeded the size or count limit.
-	ReasonBodyTooLarge        = "body_too_large"           // the request body exceeded the limit.
-	ReasonRequestTimeout      = "request_timeout"          // the client was too slow sending the request.
-	ReasonUpstreamUnavailable = "upstream_unavailable"     // no connection to any endpoint could be made.
-	ReasonNoHealthyUpstream   = "no_healthy_upstream"      // every endpoint of the service is unhealthy.
-	ReasonUpstreamTimeout     = "upstream_timeout"         // the route timeout expired waiting for the upstream.
-	ReasonUpstreamReset       = "upstream_reset"           // the upstream closed or reset the connection.
-	ReasonUpstreamProtocol    = "upstream_protocol"        // the upstream sent a malformed response.
-	ReasonDownstreamReset     = "downstream_reset"         // the client went away mid-exchange.
-	ReasonRedirect            = "redirect"                 // a redirect filter answered.
-	ReasonDirectResponse      = "direct_response"          // a respond filter answered.
-	ReasonUpgradeFailed       = "upgrade_failed"           // a protocol upgrade could not be tunnelled.
-	ReasonNotImplemented      = "not_implemented"          // the request used a feature meshgate does not support.
-	ReasonOverloaded          = "overloaded"               // the proxy shed load.
-	ReasonInternal            = "internal_error"           // a bug: meshgate failed in a way it did not expect.
-	ReasonVersionUnsupported  = "http_version_unsupported" // the request used an unsupported HTTP version.
-	ReasonNoBackend           = "no_backend"               // every backend of the route has weight 0.
+	ReasonNoRoute             = "no_route"             // no route matched the request.
+	ReasonBadRequest          = "bad_request"          // the request was malformed.
+	ReasonBadPath             = "bad_path"             // the path could not be normalised safely.
+	ReasonHeaderTooLarge      = "header_too_large"     // the request head exceeded the size or count limit.
+	ReasonBodyTooLarge        = "body_too_large"       // the request body exceeded the limit.
+	ReasonRequestTimeout      = "request_timeout"      // the client was too slow sending the request.
+	ReasonUpstreamUnavailable = "upstream_unavailable" // no connection to any endpoint could be made.
+	ReasonNoHealthyUpstream   = "no_healthy_upstream"  // every endpoint of the service is unhealthy.
+	ReasonUpstreamTimeout     = "upstream_timeout"     // the route timeout expired waiting for the upstream.
+	ReasonUpstreamReset       = "upstream_reset"       // the upstream closed or reset the connection.
+	ReasonUpstreamProtocol    = "upstream_protocol"    // the upstream sent a malformed response.
+	ReasonDownstreamReset     = "downstream_reset"     // the client went away mid-exchange.
+	ReasonRedirect            = "redirect"             // a redirect filter answered.
+	ReasonDirectResponse      = "direct_response"      // a respond filter answered.
+	ReasonUpgradeFailed       = "upgrade_failed"       // a protocol upgrade could not be tunnelled.
+	ReasonOverloaded          = "overloaded"           // the proxy shed load.
+	ReasonInternal            = "internal_error"       // a bug: meshgate failed in a way it did not expect.
+	ReasonNoBackend           = "no_backend"           // every backend of the route has weight 0.
 )
+
+// A request the HTTP/1 codec refuses carries the codec's own, more specific reason code (see package
+// http1): bad_request_line, unsupported_version (505), bad_header, header_too_large and
+// too_many_headers (431), ambiguous_framing, bad_content_length, bad_transfer_encoding,
+// unsupported_transfer_coding (501), body_not_allowed, bad_host, bad_chunk and bad_trailer (400).
+// They are as stable as the codes above.
 
 // ReasonHeader is the response header that carries the reason code of a proxy-generated response.
 const ReasonHeader = "X-Meshgate-Reason"

@@ -58,9 +58,12 @@ func (w *h1Writer) WriteHead(resp *httpmsg.Response) error {
 			w.closeAfter = true
 		}
 	}
-	// Framing fields are ours to write; a HEAD response keeps the Content-Length it reports.
+	// Framing fields are ours to write; a HEAD response keeps the Content-Length it reports, and a
+	// 101 keeps the Connection and Upgrade fields that complete the protocol switch.
 	resp.Header.Del("Transfer-Encoding")
-	resp.Header.Del("Connection")
+	if st != 101 {
+		resp.Header.Del("Connection")
+	}
 	if !isHead {
 		resp.Header.Del("Content-Length")
 	}
