@@ -380,7 +380,9 @@ func copyBody(x *proxy.Exchange, src io.Reader, buffered *bufio.Reader) error {
 			if werr != nil {
 				return proxy.Fail(499, proxy.ReasonDownstreamReset, werr)
 			}
-			if buffered.Buffered() == 0 {
+			// The last bytes of a length-delimited body need no flush: Finish follows at once,
+			// and on HTTP/2 it lets the final DATA frame carry END_STREAM.
+			if buffered.Buffered() == 0 && !complete(src) {
 				if ferr := x.W.Flush(); ferr != nil {
 					return proxy.Fail(499, proxy.ReasonDownstreamReset, ferr)
 				}
@@ -393,6 +395,12 @@ func copyBody(x *proxy.Exchange, src io.Reader, buffered *bufio.Reader) error {
 			return classify(rerr, false)
 		}
 	}
+}
+
+// complete reports whether src is a length-delimited body that has been read to its end.
+func complete(src io.Reader) bool {
+	lr, ok := src.(*io.LimitedReader)
+	return ok && lr.N == 0
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
