@@ -96,7 +96,7 @@ func serviceDefaults(s *Service) {
 			setDefault(&h.HTTP.Path, "/")
 		}
 	}
-	setDefault(&s.Pool.MaxIdlePerEndpoint, 64)
+	setDefault(&s.Pool.MaxIdlePerEndpoint, 256)
 	setDefault(&s.Pool.MaxConnsPerEndpoint, 1024)
 	setDefault(&s.Pool.IdleTimeout, 90*time.Second)
 	setDefault(&s.Pool.ConnectTimeout, 5*time.Second)

@@ -74,7 +74,7 @@ func TestApplyDefaults(t *testing.T) {
 						UnhealthyThreshold: 3,
 						HealthyThreshold:   2,
 					},
-					Pool: ConnectionPool{MaxIdlePerEndpoint: 64, MaxConnsPerEndpoint: 1024, IdleTimeout: 90 * time.Second, ConnectTimeout: 5 * time.Second},
+					Pool: ConnectionPool{MaxIdlePerEndpoint: 256, MaxConnsPerEndpoint: 1024, IdleTimeout: 90 * time.Second, ConnectTimeout: 5 * time.Second},
 				}},
 			},
 		},

@@ -364,7 +364,7 @@ type TCPHealthCheck struct{}
 
 // ConnectionPool bounds the upstream connections kept to each endpoint of a service.
 type ConnectionPool struct {
-	// MaxIdlePerEndpoint is the most idle keep-alive connections kept per endpoint. Default 64.
+	// MaxIdlePerEndpoint is the most idle keep-alive connections kept per endpoint. Default 256.
 	MaxIdlePerEndpoint int `yaml:"maxIdlePerEndpoint,omitempty" json:"maxIdlePerEndpoint,omitempty"`
 	// MaxConnsPerEndpoint is the most connections open to one endpoint at once; requests beyond it
 	// wait for a free connection until the route's timeout. Default 1024. (HTTP/2 services

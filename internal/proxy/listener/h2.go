@@ -43,6 +43,7 @@ func (a *h2Adapter) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		x.Scheme = "https"
 	}
 	x.Peer = addrPort(stringAddr(r.RemoteAddr))
+	x.PeerText = hostOf(r.RemoteAddr)
 	if s.RequestTimeout > 0 {
 		x.Deadline = x.Start.Add(s.RequestTimeout)
 	}
@@ -71,6 +72,22 @@ func (a *h2Adapter) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// The response is broken mid-stream: reset the stream so the client sees the failure.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// hostOf returns the address part of "host:port" or "[v6]:port" without allocating.
+func hostOf(hostport string) string {
+	i := strings.LastIndexByte(hostport, ':')
+	if i < 0 {
+		return hostport
+	}
+	host := hostport[:i]
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	if strings.HasPrefix(host, "::ffff:") && strings.Count(host, ".") == 3 {
+		host = host[len("::ffff:"):] // an IPv4 client on a dual-stack socket
+	}
+	return host
 }
 
 type stringAddr string
@@ -108,7 +125,10 @@ func (w *h2Writer) WriteHead(resp *httpmsg.Response) error {
 		return errHeadTwice
 	}
 	h := w.rw.Header()
-	for _, f := range resp.Header {
+	// One backing array holds every value: a field gets a one-element window into it (capacity
+	// one, so a repeated name appends elsewhere instead of overwriting its neighbour).
+	vals := make([]string, len(resp.Header))
+	for i, f := range resp.Header {
 		switch {
 		case httpmsg.EqualFold(f.Name, "Connection"), httpmsg.EqualFold(f.Name, "Transfer-Encoding"),
 			httpmsg.EqualFold(f.Name, "Keep-Alive"), httpmsg.EqualFold(f.Name, "Upgrade"),
@@ -116,7 +136,12 @@ func (w *h2Writer) WriteHead(resp *httpmsg.Response) error {
 			continue
 		}
 		k := http.CanonicalHeaderKey(f.Name)
-		h[k] = append(h[k], f.Value)
+		if prev, ok := h[k]; ok {
+			h[k] = append(prev, f.Value)
+			continue
+		}
+		vals[i] = f.Value
+		h[k] = vals[i : i+1 : i+1]
 	}
 	st := resp.Status
 	if st >= 100 && st < 200 {
