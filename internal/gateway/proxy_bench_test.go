@@ -139,4 +139,3 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 		})
 	}
 }
-

@@ -34,8 +34,12 @@ func ReadHead(br *bufio.Reader, parse func(buf []byte) (int, error)) (arrived in
 			}
 			return len(buf), perr
 		}
-		// Wait for at least one more byte, then take everything that arrived with it.
-		if _, perr = br.Peek(len(buf) + 1); perr != nil && !errors.Is(perr, bufio.ErrBufferFull) {
+		// Wait for at least one more byte, then take everything that arrived with it. A full
+		// buffer means the head cannot fit.
+		if _, perr = br.Peek(len(buf) + 1); perr != nil {
+			if errors.Is(perr, bufio.ErrBufferFull) {
+				return len(buf), ErrHeadTooLarge
+			}
 			return len(buf), perr
 		}
 		want = br.Buffered()

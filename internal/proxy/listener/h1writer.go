@@ -5,11 +5,16 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/proxy/http1"
 	"github.com/meshgate/meshgate/internal/proxy/httpmsg"
 )
+
+// responseGrace is the least time a response head is given to be written, even when the exchange's
+// deadline has passed.
+const responseGrace = time.Second
 
 var (
 	errHeadTwice     = errors.New("listener: response head written twice")
@@ -52,8 +57,16 @@ func (w *h1Writer) WriteHead(resp *httpmsg.Response) error {
 	resp.Proto = httpmsg.HTTP11
 	isHead := w.req.Method == "HEAD"
 	if !informational {
-		// The route may have changed the exchange's deadline since the head was read.
-		_ = w.hc.c.SetWriteDeadline(w.hc.x.Deadline)
+		// The route may have changed the exchange's deadline since the head was read. When it is
+		// (nearly) over, the response is usually the 504 saying so: give it a short, bounded
+		// window to reach the client.
+		d := w.hc.x.Deadline
+		if !d.IsZero() {
+			if floor := time.Now().Add(responseGrace); d.Before(floor) {
+				d = floor
+			}
+		}
+		_ = w.hc.c.SetWriteDeadline(d)
 		if httpmsg.HasToken(resp.Header.Value("Connection"), "close") {
 			w.closeAfter = true
 		}

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -155,17 +156,40 @@ type upConn struct {
 }
 
 func (p *connPool) get(deadline time.Time) (*upConn, error) {
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			return p.dial(deadline)
+		}
 		uc := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
+		// A connection that sat idle a while may have been closed by the upstream's keep-alive
+		// timeout: look before using it. Warm connections skip the check (and its system call).
+		if time.Since(uc.lastUsed) > staleCheckAfter && !uc.alive() {
+			uc.close()
+			continue
+		}
 		uc.reused = true
 		return uc, nil
 	}
-	p.mu.Unlock()
-	return p.dial(deadline)
+}
+
+// staleCheckAfter is how long a pooled connection may sit idle before it is checked for a close
+// by the upstream before reuse.
+const staleCheckAfter = time.Second
+
+// alive reports whether an idle connection is still open and quiet: a read that must not wait
+// finds neither end-of-stream nor unexpected bytes.
+func (uc *upConn) alive() bool {
+	_ = uc.c.SetReadDeadline(time.Now())
+	_, err := uc.br.Peek(1)
+	_ = uc.c.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (p *connPool) dial(deadline time.Time) (*upConn, error) {
@@ -261,11 +285,25 @@ func (t *HTTP1) Forward(x *proxy.Exchange, addr string) error {
 	if err != nil {
 		return classify(err, true)
 	}
+	// On a reused connection keep a small body, so the request can be sent again if the
+	// connection turns out to have been closed by the upstream.
+	var replay *[]byte
+	if uc.reused && x.Body != nil && x.Req.ContentLength > 0 && x.Req.ContentLength <= maxReplayBytes {
+		if replay, err = readReplay(x); err != nil {
+			uc.pool.put(uc)
+			return err
+		}
+		defer replayBufs.Put(replay)
+	}
 	retry, err := t.exchange(x, uc)
 	// A pooled connection the upstream closed while idle fails before any response byte. Such a
 	// request never reached the application: send it again, once, on a new connection, when its
-	// body can be replayed (it has none).
-	if err != nil && retry && uc.reused && x.Body == nil {
+	// body can be replayed.
+	if err != nil && retry && uc.reused && (x.Body == nil || replay != nil) {
+		if replay != nil {
+			x.Body = bytes.NewReader(*replay)
+			x.BytesIn = 0
+		}
 		if uc, err = p.dial(x.Deadline); err != nil {
 			return classify(err, true)
 		}
@@ -395,6 +433,28 @@ func copyBody(x *proxy.Exchange, src io.Reader, buffered *bufio.Reader) error {
 			return classify(rerr, false)
 		}
 	}
+}
+
+// maxReplayBytes is the largest request body kept for sending again on a new connection.
+const maxReplayBytes = 64 << 10
+
+var replayBufs = sync.Pool{New: func() any { b := make([]byte, 0, maxReplayBytes); return &b }}
+
+// readReplay reads the whole (small, length-delimited) request body into a pooled buffer and
+// makes x.Body read from it.
+func readReplay(x *proxy.Exchange) (*[]byte, error) {
+	bp := replayBufs.Get().(*[]byte)
+	buf := (*bp)[:x.Req.ContentLength]
+	if _, err := io.ReadFull(x.Body, buf); err != nil {
+		replayBufs.Put(bp)
+		if de, ok := asDownstream(&downstreamError{err}); ok {
+			return nil, de
+		}
+		return nil, err
+	}
+	*bp = buf
+	x.Body = bytes.NewReader(buf)
+	return bp, nil
 }
 
 // complete reports whether src is a length-delimited body that has been read to its end.
