@@ -375,16 +375,16 @@ func (t *HTTP1) relay(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) err
 		} else {
 			uc.chunked.Reset(uc.br)
 		}
-		err = copyBody(x, uc.chunked, uc.br)
+		err = pump(x, uc.chunked, uc.br)
 		trailer = uc.chunked.Trailer()
 	case bodyLen > 0:
 		uc.fixed = io.LimitedReader{R: uc.br, N: bodyLen}
-		err = copyBody(x, &uc.fixed, uc.br)
+		err = pump(x, &uc.fixed, uc.br)
 		if err == nil && x.BytesOut < bodyLen {
 			err = io.ErrUnexpectedEOF
 		}
 	default: // close-delimited
-		err = copyBody(x, uc.br, uc.br)
+		err = pump(x, uc.br, uc.br)
 		resp.Close = true
 	}
 	x.UpstreamDuration = time.Since(x.UpstreamStart)
@@ -404,9 +404,13 @@ func (t *HTTP1) relay(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) err
 	return nil
 }
 
-// copyBody streams src downstream, flushing whenever the upstream has nothing more buffered, so
-// server-sent events and other streams reach the client promptly while bulk bodies are batched.
-func copyBody(x *proxy.Exchange, src io.Reader, buffered *bufio.Reader) error {
+// pump streams src downstream. With buffered set (an HTTP/1 upstream), it flushes whenever the
+// upstream has nothing more buffered, so server-sent events and other streams reach the client
+// promptly while bulk bodies are batched; the last bytes of a length-delimited body need no flush,
+// because Finish follows at once and on HTTP/2 the final DATA frame can then carry END_STREAM.
+// With buffered nil (an HTTP/2 upstream, where each read is one or more DATA frames and gRPC
+// needs every message delivered as it comes), it flushes after every read.
+func pump(x *proxy.Exchange, src io.Reader, buffered *bufio.Reader) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -415,15 +419,11 @@ func copyBody(x *proxy.Exchange, src io.Reader, buffered *bufio.Reader) error {
 		if n > 0 {
 			w, werr := x.W.Write(buf[:n])
 			x.BytesOut += int64(w)
+			if werr == nil && (buffered == nil || (buffered.Buffered() == 0 && !complete(src))) {
+				werr = x.W.Flush()
+			}
 			if werr != nil {
 				return proxy.Fail(499, proxy.ReasonDownstreamReset, werr)
-			}
-			// The last bytes of a length-delimited body need no flush: Finish follows at once,
-			// and on HTTP/2 it lets the final DATA frame carry END_STREAM.
-			if buffered.Buffered() == 0 && !complete(src) {
-				if ferr := x.W.Flush(); ferr != nil {
-					return proxy.Fail(499, proxy.ReasonDownstreamReset, ferr)
-				}
 			}
 		}
 		if rerr == io.EOF {

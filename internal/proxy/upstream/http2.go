@@ -122,7 +122,7 @@ func (t *HTTP2) Forward(x *proxy.Exchange, addr string) error {
 	if err := x.W.Flush(); err != nil {
 		return proxy.Fail(499, proxy.ReasonDownstreamReset, err)
 	}
-	if err := streamAll(x, res.Body); err != nil {
+	if err := pump(x, res.Body, nil); err != nil {
 		return err
 	}
 	x.UpstreamDuration = time.Since(x.UpstreamStart)
@@ -136,33 +136,6 @@ func (t *HTTP2) Forward(x *proxy.Exchange, addr string) error {
 		return proxy.Fail(499, proxy.ReasonDownstreamReset, err)
 	}
 	return nil
-}
-
-// streamAll relays an HTTP/2 body, flushing after every read: each read is one or more DATA
-// frames, and gRPC streams need every message delivered as it comes.
-func streamAll(x *proxy.Exchange, body io.Reader) error {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
-	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			w, werr := x.W.Write(buf[:n])
-			x.BytesOut += int64(w)
-			if werr == nil {
-				werr = x.W.Flush()
-			}
-			if werr != nil {
-				return proxy.Fail(499, proxy.ReasonDownstreamReset, werr)
-			}
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return classify(rerr, false)
-		}
-	}
 }
 
 // countedConn reports its close once.
