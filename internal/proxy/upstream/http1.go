@@ -182,14 +182,30 @@ func (p *connPool) get(deadline time.Time) (*upConn, error) {
 // by the upstream before reuse.
 const staleCheckAfter = time.Second
 
-// alive reports whether an idle connection is still open and quiet: a read that must not wait
-// finds neither end-of-stream nor unexpected bytes.
+// alive reports whether an idle connection is still open and quiet. It peeks at the socket
+// without waiting (MSG_PEEK|MSG_DONTWAIT): end-of-stream or an error means the upstream closed
+// it; unexpected bytes mean it is out of step. (A read deadline in the past cannot do this: Go
+// reports the deadline before it tries the read.)
 func (uc *upConn) alive() bool {
-	_ = uc.c.SetReadDeadline(time.Now())
-	_, err := uc.br.Peek(1)
-	_ = uc.c.SetReadDeadline(time.Time{})
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	if uc.br.Buffered() > 0 {
+		return false
+	}
+	sc, ok := uc.c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = false
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = n < 0 && (rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK)
+		return true // never wait for readiness
+	})
+	return err == nil && ok
 }
 
 func (p *connPool) dial(deadline time.Time) (*upConn, error) {
