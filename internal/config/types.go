@@ -151,6 +151,130 @@ type Route struct {
 	// Timeout bounds the whole exchange for this route, overriding the listener's request timeout.
 	// Default: the listener's. Streaming routes (gRPC streams, SSE) may need "0s", meaning no limit.
 	Timeout *time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Retry sends a failed request again, within a retry budget. Default: no retries (a request on
+	// a pooled connection the upstream had closed is still sent again once).
+	Retry *RetryPolicy `yaml:"retry,omitempty" json:"retry,omitempty"`
+	// RateLimit admits requests at a bounded rate and answers the rest with 429.
+	RateLimit *RateLimitPolicy `yaml:"rateLimit,omitempty" json:"rateLimit,omitempty"`
+}
+
+// Retry conditions: what kind of failure allows a request to be sent again.
+const (
+	RetryOnConnectFailure  = "connect_failure"  // no connection to the endpoint could be made.
+	RetryOnRefusedStream   = "refused_stream"   // an HTTP/2 upstream refused the stream before processing it.
+	RetryOnReset           = "reset"            // the upstream closed or reset the connection before responding.
+	RetryOnGatewayError    = "gateway_error"    // the upstream answered 502, 503 or 504.
+	RetryOn5xx             = "5xx"              // the upstream answered any 5xx, or reset, or could not be reached.
+	RetryOnRetriableStatus = "retriable_status" // the upstream answered one of Statuses.
+	RetryOnRetriableGRPC   = "retriable_grpc"   // a gRPC response ended with one of GRPCStatuses.
+)
+
+// RetryPolicy says when and how a failed request is sent again. A retry goes to a different
+// endpoint when the service has more than one, after an exponential backoff with full jitter, and
+// only while the service's retry budget allows.
+type RetryPolicy struct {
+	// Attempts is the most times a request is sent, the first included. Default 2; at most 10.
+	Attempts int `yaml:"attempts,omitempty" json:"attempts,omitempty"`
+	// On lists the conditions that allow a retry: "connect_failure", "refused_stream", "reset",
+	// "gateway_error", "5xx", "retriable_status", "retriable_grpc". Default
+	// [connect_failure, refused_stream, reset, gateway_error].
+	On []string `yaml:"on,omitempty" json:"on,omitempty"`
+	// Statuses are the HTTP status codes that allow a retry when On lists "retriable_status".
+	Statuses []int `yaml:"statuses,omitempty" json:"statuses,omitempty"`
+	// GRPCStatuses are the gRPC status codes (as names such as "unavailable" or numbers such as
+	// "14") that allow a retry when On lists "retriable_grpc".
+	GRPCStatuses []string `yaml:"grpcStatuses,omitempty" json:"grpcStatuses,omitempty"`
+	// PerTryTimeout bounds each attempt; an attempt that runs out is retried like a gateway error
+	// (504). Default: none beyond the route's timeout.
+	PerTryTimeout time.Duration `yaml:"perTryTimeout,omitempty" json:"perTryTimeout,omitempty"`
+	// Backoff spaces retries out.
+	Backoff RetryBackoff `yaml:"backoff" json:"backoff"`
+	// Budget caps retries across all requests to the service, so a failing backend never sees a
+	// retry storm.
+	Budget RetryBudget `yaml:"budget" json:"budget"`
+	// NonIdempotent allows retrying methods that are not idempotent (POST, PATCH, CONNECT). Default
+	// false: only GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried, and requests of any method
+	// that provably never reached the upstream (connect failure, refused stream).
+	NonIdempotent bool `yaml:"nonIdempotent,omitempty" json:"nonIdempotent,omitempty"`
+	// BufferBytes is the largest request body kept for sending again; a request whose body is
+	// larger is not retried once its body has started to flow. Default 65536.
+	BufferBytes int `yaml:"bufferBytes,omitempty" json:"bufferBytes,omitempty"`
+}
+
+// RetryBackoff is an exponential backoff with full jitter: before retry n the wait is random in
+// [0, min(Max, Base × 2^(n-1))]. A Retry-After header on a 503 or 429 raises the wait to what it
+// asks, up to Max.
+type RetryBackoff struct {
+	// Base is the first backoff interval. Default 25ms.
+	Base time.Duration `yaml:"base,omitempty" json:"base,omitempty"`
+	// Max caps every wait. Default 250ms.
+	Max time.Duration `yaml:"max,omitempty" json:"max,omitempty"`
+}
+
+// RetryBudget lets retries add at most Percent to the request rate of a service, but always allows
+// MinPerSecond retries per second. A retry the budget refuses is not sent; the failure is returned.
+type RetryBudget struct {
+	// Percent is the retries allowed as a percentage of requests over the last 10 seconds. Default 20.
+	Percent float64 `yaml:"percent,omitempty" json:"percent,omitempty"`
+	// MinPerSecond is the retries per second always allowed, whatever the request rate. Default 3.
+	MinPerSecond float64 `yaml:"minPerSecond,omitempty" json:"minPerSecond,omitempty"`
+}
+
+// RateLimitPolicy admits requests at a bounded rate. Requests over the limit get 429 with
+// Retry-After and the IETF RateLimit-Policy and RateLimit headers, reason "rate_limited". Set Local,
+// Global or both (both must admit).
+type RateLimitPolicy struct {
+	// Local limits each meshgate process on its own, in memory.
+	Local *LocalRateLimit `yaml:"local,omitempty" json:"local,omitempty"`
+	// Global limits every replica together, through a shared Redis server.
+	Global *GlobalRateLimit `yaml:"global,omitempty" json:"global,omitempty"`
+}
+
+// RateLimitKey says what a limit counts separately. Set at most one field; with none set, the whole
+// route shares one limit.
+type RateLimitKey struct {
+	// ClientIP counts each client address (after trusted-proxy resolution) separately.
+	ClientIP bool `yaml:"clientIP,omitempty" json:"clientIP,omitempty"`
+	// Header counts each value of this request header separately; requests without it share one
+	// limit.
+	Header string `yaml:"header,omitempty" json:"header,omitempty"`
+}
+
+// LocalRateLimit is a token bucket per key in this process.
+type LocalRateLimit struct {
+	// Rate is the sustained rate in requests per second. Required, above 0.
+	Rate float64 `yaml:"rate" json:"rate"`
+	// Burst is how many requests may be admitted at once above the sustained rate. Default: Rate
+	// rounded up, at least 1.
+	Burst int `yaml:"burst,omitempty" json:"burst,omitempty"`
+	// Key says what is counted separately. Default: the route as a whole.
+	Key RateLimitKey `yaml:"key" json:"key"`
+	// MaxKeys bounds the keys tracked at once; the least recently used are forgotten. Default 100000.
+	MaxKeys int `yaml:"maxKeys,omitempty" json:"maxKeys,omitempty"`
+}
+
+// GlobalRateLimit is a limit shared by every replica through Redis, computed atomically in Redis
+// with GCRA (the generic cell rate algorithm).
+type GlobalRateLimit struct {
+	// Redis is the address (host:port) of the Redis server. Required.
+	Redis string `yaml:"redis" json:"redis"`
+	// PasswordEnv names an environment variable holding the Redis password, so the secret never
+	// sits in the config. Default: no password.
+	PasswordEnv string `yaml:"passwordEnv,omitempty" json:"passwordEnv,omitempty"`
+	// DB is the Redis database number. Default 0.
+	DB int `yaml:"db,omitempty" json:"db,omitempty"`
+	// Rate is the sustained rate in requests per second across all replicas. Required, above 0.
+	Rate float64 `yaml:"rate" json:"rate"`
+	// Burst is how many requests may be admitted at once above the sustained rate. Default: Rate
+	// rounded up, at least 1.
+	Burst int `yaml:"burst,omitempty" json:"burst,omitempty"`
+	// Key says what is counted separately. Default: the route as a whole.
+	Key RateLimitKey `yaml:"key" json:"key"`
+	// Timeout bounds one Redis round trip. Default 50ms.
+	Timeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// FailOpen admits requests when Redis cannot answer in time. Default false: such requests get
+	// 503 with reason "rate_limit_unavailable".
+	FailOpen bool `yaml:"failOpen,omitempty" json:"failOpen,omitempty"`
 }
 
 // RouteMatch is one set of conditions; all that are set must hold.
