@@ -65,6 +65,22 @@ func routeDefaults(r *Route) {
 			r.Backends[i].Weight = &one
 		}
 	}
+	if r.Retry != nil {
+		retryDefaults(r.Retry)
+	}
+}
+
+// retryDefaults fills the defaults of a retry policy.
+func retryDefaults(p *RetryPolicy) {
+	setDefault(&p.Attempts, 2)
+	if len(p.On) == 0 {
+		p.On = []string{RetryOnConnectFailure, RetryOnRefusedStream, RetryOnReset, RetryOnGatewayError}
+	}
+	setDefault(&p.Backoff.Base, 25*time.Millisecond)
+	setDefault(&p.Backoff.Max, 250*time.Millisecond)
+	setDefault(&p.Budget.Percent, 20)
+	setDefault(&p.Budget.MinPerSecond, 3)
+	setDefault(&p.BufferBytes, 64<<10)
 }
 
 // filterDefaults fills the defaults of one filter.

@@ -61,6 +61,10 @@ func (v *validator) route(s scope, r *Route) {
 		}
 	}
 
+	if r.Retry != nil {
+		checkRetry(s.key("retry"), r.Retry)
+	}
+
 	if len(r.Backends) == 0 && answered == "" {
 		s.key("backends").errorf("required unless a redirect or respond filter answers the request")
 	}

@@ -220,6 +220,37 @@ services: [{name: s, endpoints: [{address: 127.0.0.1:9001}]}]
 			},
 		},
 		{
+			desc: "retry policy",
+			yaml: `version: 1
+listeners: [{name: web, address: 127.0.0.1:18080}]
+routes:
+  - name: r
+    backends: [{service: s}]
+    retry:
+      attempts: 11
+      on: [5xx, sometimes, 5xx]
+      statuses: [200]
+      grpcStatuses: [unavailable, "14", bogus]
+      backoff: {base: 1s, max: 100ms}
+      budget: {percent: 120, minPerSecond: -1}
+      bufferBytes: -1
+services: [{name: s, endpoints: [{address: 127.0.0.1:9001}]}]
+`,
+			want: []string{
+				`DIR/gateway.yaml:7: route "r": retry.attempts: must be between 1 and 10`,
+				`DIR/gateway.yaml:8: route "r": retry.on[1]: unknown value "sometimes"; expected "connect_failure", "refused_stream", "reset", "gateway_error", "5xx", "retriable_status" or "retriable_grpc"`,
+				`DIR/gateway.yaml:8: route "r": retry.on[2]: "5xx" is listed twice`,
+				`DIR/gateway.yaml:9: route "r": retry.statuses: takes effect only when "on" lists "retriable_status"`,
+				`DIR/gateway.yaml:9: route "r": retry.statuses[0]: 200 is not a 4xx or 5xx status`,
+				`DIR/gateway.yaml:10: route "r": retry.grpcStatuses: takes effect only when "on" lists "retriable_grpc"`,
+				`DIR/gateway.yaml:10: route "r": retry.grpcStatuses[2]: "bogus" is not a gRPC status code name (such as "unavailable") or number 1-16`,
+				`DIR/gateway.yaml:11: route "r": retry.backoff.max: 100ms is less than the base (1s)`,
+				`DIR/gateway.yaml:12: route "r": retry.budget.percent: must be between 0 and 100`,
+				`DIR/gateway.yaml:12: route "r": retry.budget.minPerSecond: must not be negative`,
+				`DIR/gateway.yaml:13: route "r": retry.bufferBytes: must be between 0 and 16777216`,
+			},
+		},
+		{
 			desc: "route listeners, hosts and matches",
 			yaml: `version: 1
 listeners: [{name: web, address: ":18080"}]
