@@ -65,6 +65,11 @@ type Exchange struct {
 	MatchedPrefix string
 	// ResponseEdits are applied to the upstream response head before it is sent downstream.
 	ResponseEdits []func(*httpmsg.Response)
+	// Hold, when set, may keep an upstream response from reaching the client (see ResponseHold).
+	Hold ResponseHold
+	// Attempts counts the times the request was sent upstream by policy (retries included; the
+	// transport's own resend on a connection found closed is not counted).
+	Attempts int
 }
 
 // Reset clears x for reuse on the next request of the same connection, keeping allocated capacity.

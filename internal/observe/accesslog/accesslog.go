@@ -35,6 +35,7 @@ type Entry struct {
 	BytesIn          int64
 	BytesOut         int64
 	ClientIP         string
+	Attempts         int
 	Error            string
 }
 
@@ -114,6 +115,7 @@ func (l *Logger) Log(e *Entry) {
 		slog.Int64("bytes_in", e.BytesIn),
 		slog.Int64("bytes_out", e.BytesOut),
 		slog.String("client_ip", e.ClientIP),
+		slog.Int("attempts", e.Attempts),
 		slog.String("error", e.Error),
 	}
 	n := len(attrs)

@@ -34,6 +34,10 @@ type Registry struct {
 	ConfigVersion prometheus.Gauge
 	// ConfigLastReload is the Unix time of the last successful config load.
 	ConfigLastReload prometheus.Gauge
+	// Retries counts retries sent by route, service and the reason for the retry.
+	Retries *prometheus.CounterVec
+	// RetryBudgetExhausted counts retries a retry budget refused, by route and service.
+	RetryBudgetExhausted *prometheus.CounterVec
 }
 
 // durationBuckets spans 100µs to about 30s, the range a proxy sees.
@@ -84,7 +88,16 @@ func New() *Registry {
 		Name: "meshgate_config_last_reload_success_timestamp_seconds",
 		Help: "Unix time of the last accepted config.",
 	})
-	r.Prom.MustRegister(r.Requests, r.RequestDuration, r.UpstreamDuration, r.UpstreamConnections,
+	r.Retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_retry_attempts_total",
+		Help: "Retries sent, by route, service and reason (the failure retried: status, upstream_reset, ...).",
+	}, []string{"route", "service", "reason"})
+	r.RetryBudgetExhausted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_retry_budget_exhausted_total",
+		Help: "Retries not sent because the retry budget was spent, by route and service.",
+	}, []string{"route", "service"})
+	r.Prom.MustRegister(r.Retries, r.RetryBudgetExhausted,
+		r.Requests, r.RequestDuration, r.UpstreamDuration, r.UpstreamConnections,
 		r.UpstreamConnects, r.DownstreamConnections, r.EndpointHealthy, r.Reloads, r.ConfigVersion,
 		r.ConfigLastReload,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

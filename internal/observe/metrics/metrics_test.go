@@ -20,6 +20,8 @@ func TestNamesFollowConventions(t *testing.T) {
 	r.DownstreamConnections.WithLabelValues("l").Set(1)
 	r.EndpointHealthy.WithLabelValues("s", "127.0.0.1:1").Set(1)
 	r.Reloads.WithLabelValues("success").Inc()
+	r.Retries.WithLabelValues("r", "s", "status").Inc()
+	r.RetryBudgetExhausted.WithLabelValues("r", "s").Inc()
 	mfs, err := r.Prom.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +38,8 @@ func TestNamesFollowConventions(t *testing.T) {
 			t.Errorf("metric %q does not follow meshgate_<subsystem>_<name>_<unit>", name)
 		}
 	}
-	if seen != 10 {
-		t.Errorf("gathered %d meshgate metrics, want 10", seen)
+	if seen != 12 {
+		t.Errorf("gathered %d meshgate metrics, want 12", seen)
 	}
 	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
 	if err != nil {

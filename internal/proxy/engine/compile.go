@@ -40,18 +40,49 @@ func (e *Engine) compile(cfg *config.Config) (t *Table, created []*service, err 
 		created = append(created, s)
 		t.services[svc.Name] = s
 	}
+	c := &compiler{e: e, services: t.services, budgets: map[budgetKey]*retryBudget{}}
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
-		lt, err := compileListener(cfg, l, t.services)
+		lt, err := c.listener(cfg, l)
 		if err != nil {
 			return nil, created, fmt.Errorf("listener %q: %w", l.Name, err)
 		}
 		t.listeners[l.Name] = lt
 	}
+	t.budgets = c.budgets
 	return t, created, nil
 }
 
-func compileListener(cfg *config.Config, l *config.Listener, services map[string]*service) (*listenerTable, error) {
+// compiler carries what compiling one table needs.
+type compiler struct {
+	e        *Engine
+	services map[string]*service
+	budgets  map[budgetKey]*retryBudget // the new table's, by route and parameters
+}
+
+// budgetKey identifies a retry budget: a route's budget survives a reload while its parameters
+// stay the same.
+type budgetKey struct {
+	route     string
+	percent   float64
+	minPerSec float64
+}
+
+// retryBudget returns the budget for a route's policy, the running one when it is unchanged.
+func (c *compiler) retryBudget(route string, p *config.RetryPolicy) *retryBudget {
+	k := budgetKey{route, p.Budget.Percent, p.Budget.MinPerSecond}
+	if b := c.budgets[k]; b != nil {
+		return b
+	}
+	b := c.e.runningBudget(k)
+	if b == nil {
+		b = newRetryBudget(p.Budget.Percent, p.Budget.MinPerSecond)
+	}
+	c.budgets[k] = b
+	return b
+}
+
+func (c *compiler) listener(cfg *config.Config, l *config.Listener) (*listenerTable, error) {
 	lt := &listenerTable{
 		name:    l.Name,
 		paths:   pathnorm.Options{KeepSlashes: l.Paths.KeepSlashes, AllowEncodedSlash: l.Paths.AllowEncodedSlash},
@@ -71,7 +102,7 @@ func compileListener(cfg *config.Config, l *config.Listener, services map[string
 			continue
 		}
 		mine = append(mine, *r)
-		cr, err := compileRoute(r, services)
+		cr, err := c.route(r)
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", r.Name, err)
 		}
@@ -85,7 +116,7 @@ func compileListener(cfg *config.Config, l *config.Listener, services map[string
 	return lt, nil
 }
 
-func compileRoute(r *config.Route, services map[string]*service) (*route, error) {
+func (c *compiler) route(r *config.Route) (*route, error) {
 	cr := &route{name: r.Name}
 	if r.Timeout != nil {
 		cr.hasTimeout, cr.timeout = true, *r.Timeout
@@ -108,9 +139,12 @@ func compileRoute(r *config.Route, services map[string]*service) (*route, error)
 		}
 	}
 	if terminal == nil {
-		b, err := newBackends(r.Backends, services)
+		b, err := newBackends(r.Backends, c.services)
 		if err != nil {
 			return nil, err
+		}
+		if r.Retry != nil {
+			b.retry = compileRetry(r.Name, r.Retry, c.retryBudget(r.Name, r.Retry), c.e.metrics)
 		}
 		terminal = b
 	}
@@ -120,6 +154,7 @@ func compileRoute(r *config.Route, services map[string]*service) (*route, error)
 
 // backends splits a route's traffic across services by weight.
 type backends struct {
+	retry     *retryPolicy // nil: no retries
 	services  []*service
 	cumWeight []int
 	total     int
@@ -152,15 +187,22 @@ func (b *backends) Serve(x *proxy.Exchange) error {
 	case 0:
 		return proxy.Fail(500, proxy.ReasonNoBackend, fmt.Errorf("engine: route %q has no backend with weight above 0", x.Route))
 	case 1:
-		return b.services[0].Serve(x)
+		return b.send(b.services[0], x)
 	}
 	n := rand.IntN(b.total)
 	for i, c := range b.cumWeight {
 		if n < c {
-			return b.services[i].Serve(x)
+			return b.send(b.services[i], x)
 		}
 	}
-	return b.services[len(b.services)-1].Serve(x)
+	return b.send(b.services[len(b.services)-1], x)
+}
+
+func (b *backends) send(s *service, x *proxy.Exchange) error {
+	if b.retry == nil {
+		return s.Serve(x)
+	}
+	return s.serveRetrying(x, b.retry)
 }
 
 func contains(list []string, s string) bool {

@@ -87,6 +87,14 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 	return t, nil
 }
 
+// runningBudget returns the retry budget the running table keeps under k, or nil.
+func (e *Engine) runningBudget(k budgetKey) *retryBudget {
+	if t := e.table.Load(); t != nil {
+		return t.budgets[k]
+	}
+	return nil
+}
+
 // Close stops every service's health checks and pools and flushes the access log.
 func (e *Engine) Close() {
 	e.mu.Lock()
@@ -142,7 +150,7 @@ func (e *Engine) observe(x *proxy.Exchange) {
 		RequestID: x.ID, Listener: x.Listener, Route: x.Route, Service: x.Service, Endpoint: x.Endpoint,
 		Method: x.Req.Method, Host: x.Req.Host, Path: x.Req.Path, Proto: x.Req.Proto.String(),
 		Status: status, Reason: x.Reason, Duration: d, UpstreamDuration: x.UpstreamDuration,
-		BytesIn: x.BytesIn, BytesOut: x.BytesOut,
+		BytesIn: x.BytesIn, BytesOut: x.BytesOut, Attempts: x.Attempts,
 	}
 	if x.ClientIP.IsValid() {
 		ent.ClientIP = x.ClientIP.String()

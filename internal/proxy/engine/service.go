@@ -73,6 +73,13 @@ func (s *service) close() {
 
 // Serve sends x to one endpoint of the service. It implements proxy.Handler.
 func (s *service) Serve(x *proxy.Exchange) error {
+	_, err := s.serveOnce(x, nil)
+	return err
+}
+
+// serveOnce sends x to one endpoint, preferring one other than avoid (the endpoint of a failed
+// attempt) when the service has another healthy one. It returns the endpoint used.
+func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (*cluster.Endpoint, error) {
 	x.Service = s.name
 	var key uint64
 	var hasKey bool
@@ -80,15 +87,23 @@ func (s *service) Serve(x *proxy.Exchange) error {
 		key, hasKey = cluster.HashKey(s.hashOn, x.Req.Header, x.ClientIP)
 	}
 	ep, err := s.cluster.Pick(key, hasKey)
+	for i := 0; err == nil && ep == avoid && i < 3 && s.cluster.HealthyCount() > 1; i++ {
+		// Random-ish policies may pick the failed endpoint again; hashing ones always will, and
+		// a retry on a different endpoint matters more than stickiness.
+		if hasKey {
+			key = key*0x9E3779B97F4A7C15 + 1
+		}
+		ep, err = s.cluster.Pick(key, hasKey)
+	}
 	if err != nil {
 		if errors.Is(err, cluster.ErrNoHealthyEndpoint) {
-			return proxy.Fail(503, proxy.ReasonNoHealthyUpstream, err)
+			return nil, proxy.Fail(503, proxy.ReasonNoHealthyUpstream, err)
 		}
-		return proxy.Fail(503, proxy.ReasonUpstreamUnavailable, err)
+		return nil, proxy.Fail(503, proxy.ReasonUpstreamUnavailable, err)
 	}
 	x.Endpoint = ep.Address
 	ep.Begin()
 	err = s.transport.Forward(x, ep.Address)
 	ep.End()
-	return err
+	return ep, err
 }

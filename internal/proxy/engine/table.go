@@ -24,6 +24,7 @@ type Table struct {
 
 	listeners map[string]*listenerTable
 	services  map[string]*service
+	budgets   map[budgetKey]*retryBudget
 }
 
 // listenerTable is what one listener's requests are matched and served with.

@@ -370,6 +370,12 @@ func (t *HTTP1) exchange(x *proxy.Exchange, uc *upConn) (retry bool, err error) 
 
 // relay streams the response on uc downstream and returns uc to the pool when it is reusable.
 func (t *HTTP1) relay(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) error {
+	if x.Hold != nil && x.Hold.Hold(x, resp) {
+		held := &proxy.HeldResponse{Status: resp.Status, RetryAfter: httpmsg.RetryAfter(resp.Header)}
+		discardBody(x, uc, resp)
+		x.UpstreamDuration = time.Since(x.UpstreamStart)
+		return held
+	}
 	http1.StripHopByHop(&resp.Header, false)
 	for _, edit := range x.ResponseEdits {
 		edit(resp)
@@ -418,6 +424,27 @@ func (t *HTTP1) relay(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) err
 		uc.pool.put(uc)
 	}
 	return nil
+}
+
+// maxDiscardBytes is the largest held response body read to the end to keep its connection.
+const maxDiscardBytes = 64 << 10
+
+// discardBody drops the body of a held response, keeping the connection when that is cheap.
+func discardBody(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) {
+	switch {
+	case resp.Close || resp.Chunked:
+		uc.close()
+	case !httpmsg.BodyAllowed(x.Req.Method, resp.Status) || resp.ContentLength == 0:
+		uc.pool.put(uc)
+	case resp.ContentLength > 0 && resp.ContentLength <= maxDiscardBytes:
+		if _, err := uc.br.Discard(int(resp.ContentLength)); err != nil {
+			uc.close()
+			return
+		}
+		uc.pool.put(uc)
+	default:
+		uc.close()
+	}
 }
 
 // pump streams src downstream. With buffered set (an HTTP/1 upstream), it flushes whenever the

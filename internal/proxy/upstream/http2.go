@@ -112,6 +112,10 @@ func (t *HTTP2) Forward(x *proxy.Exchange, addr string) error {
 			resp.Header = append(resp.Header, httpmsg.Field{Name: k, Value: v})
 		}
 	}
+	if x.Hold != nil && x.Hold.Hold(x, &resp) {
+		x.UpstreamDuration = time.Since(x.UpstreamStart)
+		return &proxy.HeldResponse{Status: resp.Status, RetryAfter: httpmsg.RetryAfter(resp.Header)}
+	}
 	for _, edit := range x.ResponseEdits {
 		edit(&resp)
 	}
