@@ -81,6 +81,9 @@ func (s *service) Serve(x *proxy.Exchange) error {
 // attempt) when the service has another healthy one. It returns the endpoint used.
 func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (*cluster.Endpoint, error) {
 	x.Service = s.name
+	if err := propagateDeadline(x); err != nil {
+		return nil, err
+	}
 	var key uint64
 	var hasKey bool
 	if s.hashOn != nil {

@@ -67,6 +67,7 @@ func (t *Table) serve(x *proxy.Exchange) error {
 			x.Deadline = time.Time{}
 		}
 	}
+	applyClientDeadline(x)
 	return r.handler.Serve(x)
 }
 
