@@ -122,7 +122,7 @@ routes:
   - backends: [{service: a}]
     hostz: [a.example]
 `,
-			want: []string{`gateway.yaml:4: routes[0]: unknown field "hostz"; valid fields are name, listeners, hosts, match, filters, backends, timeout, retry, rateLimit`},
+			want: []string{`gateway.yaml:4: routes[0]: unknown field "hostz"; valid fields are name, listeners, hosts, match, filters, backends, timeout, retry, rateLimit, fault, mirror`},
 		},
 		{
 			desc: "wrong types",

@@ -117,6 +117,9 @@ type ListenerLimits struct {
 	MaxConnections int `yaml:"maxConnections,omitempty" json:"maxConnections,omitempty"`
 	// MaxConcurrentStreams is the most concurrent HTTP/2 streams per connection. Default 250.
 	MaxConcurrentStreams uint32 `yaml:"maxConcurrentStreams,omitempty" json:"maxConcurrentStreams,omitempty"`
+	// MaxActiveRequests is the most requests the listener serves at once, over all connections;
+	// beyond it requests are shed at once with 503 and reason "overloaded". Default 0: no limit.
+	MaxActiveRequests int `yaml:"maxActiveRequests,omitempty" json:"maxActiveRequests,omitempty"`
 }
 
 // PathNormalization controls path normalisation before routing. Dot segments are always resolved
@@ -156,6 +159,55 @@ type Route struct {
 	Retry *RetryPolicy `yaml:"retry,omitempty" json:"retry,omitempty"`
 	// RateLimit admits requests at a bounded rate and answers the rest with 429.
 	RateLimit *RateLimitPolicy `yaml:"rateLimit,omitempty" json:"rateLimit,omitempty"`
+	// Fault injects delays and failures into a share of requests, for testing resilience.
+	Fault *FaultPolicy `yaml:"fault,omitempty" json:"fault,omitempty"`
+	// Mirror sends a copy of a share of requests to another service; its answers are ignored.
+	Mirror *MirrorPolicy `yaml:"mirror,omitempty" json:"mirror,omitempty"`
+}
+
+// FaultPolicy injects faults: a delay, an abort, or both (the delay first). Meant for testing how
+// clients and services cope; every injected abort carries reason "fault_injected".
+type FaultPolicy struct {
+	// Delay holds a share of requests back before forwarding them.
+	Delay *FaultDelay `yaml:"delay,omitempty" json:"delay,omitempty"`
+	// Abort answers a share of requests with an error instead of forwarding them.
+	Abort *FaultAbort `yaml:"abort,omitempty" json:"abort,omitempty"`
+	// Header, when set, limits injection to requests that carry this header (any value), so a
+	// test can opt in per request.
+	Header string `yaml:"header,omitempty" json:"header,omitempty"`
+}
+
+// FaultDelay delays a share of requests.
+type FaultDelay struct {
+	// Percent is the share of requests delayed, 0 to 100. Required.
+	Percent float64 `yaml:"percent" json:"percent"`
+	// Duration is how long each is delayed. Required.
+	Duration time.Duration `yaml:"duration" json:"duration"`
+}
+
+// FaultAbort fails a share of requests.
+type FaultAbort struct {
+	// Percent is the share of requests aborted, 0 to 100. Required.
+	Percent float64 `yaml:"percent" json:"percent"`
+	// Status is the HTTP status they get, 200 to 599. Required unless GRPCStatus is set.
+	Status int `yaml:"status,omitempty" json:"status,omitempty"`
+	// GRPCStatus, for gRPC requests, answers with this gRPC status code (name or number) in a
+	// trailers-only response instead of Status.
+	GRPCStatus string `yaml:"grpcStatus,omitempty" json:"grpcStatus,omitempty"`
+}
+
+// MirrorPolicy copies requests to a shadow service, fire and forget: the client's response never
+// waits for the shadow, and the shadow's failures never reach the client.
+type MirrorPolicy struct {
+	// Service names the service that receives the copies. Required.
+	Service string `yaml:"service" json:"service"`
+	// Percent is the share of requests copied, 0 to 100. Default 100.
+	Percent float64 `yaml:"percent,omitempty" json:"percent,omitempty"`
+	// MaxBodyBytes is the largest request body copied; requests with larger bodies are not
+	// mirrored. Default 65536.
+	MaxBodyBytes int `yaml:"maxBodyBytes,omitempty" json:"maxBodyBytes,omitempty"`
+	// MaxInFlight bounds the copies in flight at once; beyond it copies are dropped. Default 100.
+	MaxInFlight int `yaml:"maxInFlight,omitempty" json:"maxInFlight,omitempty"`
 }
 
 // Retry conditions: what kind of failure allows a request to be sent again.
@@ -418,6 +470,71 @@ type Service struct {
 	HealthCheck *HealthCheck `yaml:"healthCheck,omitempty" json:"healthCheck,omitempty"`
 	// Pool bounds the upstream connections kept to each endpoint.
 	Pool ConnectionPool `yaml:"pool" json:"pool"`
+	// CircuitBreaker bounds the load meshgate puts on the service and fails fast beyond it.
+	CircuitBreaker *CircuitBreaker `yaml:"circuitBreaker,omitempty" json:"circuitBreaker,omitempty"`
+	// OutlierDetection ejects endpoints that fail more than their peers, for a while.
+	OutlierDetection *OutlierDetection `yaml:"outlierDetection,omitempty" json:"outlierDetection,omitempty"`
+}
+
+// CircuitBreaker bounds a service's load the way Envoy's circuit breakers do: over a threshold a
+// request fails at once with 503 and reason "circuit_open". It also opens after consecutive
+// failures, and then lets probe requests through (half-open) to decide when to close.
+type CircuitBreaker struct {
+	// MaxConnections is the most upstream connections open to the service at once. Default 1024.
+	MaxConnections int `yaml:"maxConnections,omitempty" json:"maxConnections,omitempty"`
+	// MaxPendingRequests is the most requests waiting for a connection at once. Default 1024.
+	MaxPendingRequests int `yaml:"maxPendingRequests,omitempty" json:"maxPendingRequests,omitempty"`
+	// MaxRequests is the most requests in flight to the service at once. Default 1024.
+	MaxRequests int `yaml:"maxRequests,omitempty" json:"maxRequests,omitempty"`
+	// MaxRetries is the most retries in flight to the service at once. Default 3.
+	MaxRetries int `yaml:"maxRetries,omitempty" json:"maxRetries,omitempty"`
+	// ConsecutiveFailures opens the breaker after this many failures in a row (connect failures,
+	// resets, timeouts and 5xx answers). Default 0: off.
+	ConsecutiveFailures int `yaml:"consecutiveFailures,omitempty" json:"consecutiveFailures,omitempty"`
+	// OpenFor is how long an opened breaker rejects everything before it lets probes through.
+	// Default 10s.
+	OpenFor time.Duration `yaml:"openFor,omitempty" json:"openFor,omitempty"`
+	// HalfOpenRequests is how many probe requests a half-open breaker lets through; they all must
+	// succeed to close it. Default 1.
+	HalfOpenRequests int `yaml:"halfOpenRequests,omitempty" json:"halfOpenRequests,omitempty"`
+}
+
+// OutlierDetection ejects failing endpoints from load balancing, as Envoy's outlier detection
+// does. Ejection time grows with each repeat ejection; at most MaxEjectionPercent of endpoints are
+// out at once; below PanicThreshold percent of usable endpoints all endpoints are used again.
+type OutlierDetection struct {
+	// Consecutive5xx ejects an endpoint after this many 5xx answers (or connect failures and
+	// resets) in a row. Default 5; 0 turns it off.
+	Consecutive5xx int `yaml:"consecutive5xx,omitempty" json:"consecutive5xx,omitempty"`
+	// ConsecutiveGatewayErrors ejects an endpoint after this many 502, 503 or 504 answers (or
+	// connect failures and resets) in a row. Default 0: off.
+	ConsecutiveGatewayErrors int `yaml:"consecutiveGatewayErrors,omitempty" json:"consecutiveGatewayErrors,omitempty"`
+	// SuccessRate ejects endpoints whose success rate falls well below their peers'.
+	SuccessRate *SuccessRateOutlier `yaml:"successRate,omitempty" json:"successRate,omitempty"`
+	// Interval is how often ejections are reviewed and success rates computed. Default 10s.
+	Interval time.Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// BaseEjectionTime is the first ejection's length; the n-th ejection lasts n times as long.
+	// Default 30s.
+	BaseEjectionTime time.Duration `yaml:"baseEjectionTime,omitempty" json:"baseEjectionTime,omitempty"`
+	// MaxEjectionTime caps an ejection's length. Default 300s.
+	MaxEjectionTime time.Duration `yaml:"maxEjectionTime,omitempty" json:"maxEjectionTime,omitempty"`
+	// MaxEjectionPercent is the most endpoints out at once, as a percentage (at least one endpoint
+	// may always be ejected). Default 10.
+	MaxEjectionPercent int `yaml:"maxEjectionPercent,omitempty" json:"maxEjectionPercent,omitempty"`
+	// PanicThreshold: when fewer than this percentage of endpoints are usable (healthy and not
+	// ejected), load balancing uses all endpoints again. Default 50; 0 turns panic mode off.
+	PanicThreshold *int `yaml:"panicThreshold,omitempty" json:"panicThreshold,omitempty"`
+}
+
+// SuccessRateOutlier ejects endpoints whose success rate over an interval is below the mean of
+// all endpoints' rates minus StdevFactor standard deviations.
+type SuccessRateOutlier struct {
+	// MinimumHosts is how many endpoints must have enough requests for the rule to run. Default 5.
+	MinimumHosts int `yaml:"minimumHosts,omitempty" json:"minimumHosts,omitempty"`
+	// RequestVolume is the requests an endpoint needs in an interval to be judged. Default 100.
+	RequestVolume int `yaml:"requestVolume,omitempty" json:"requestVolume,omitempty"`
+	// StdevFactor is how many standard deviations below the mean ejects. Default 1.9.
+	StdevFactor float64 `yaml:"stdevFactor,omitempty" json:"stdevFactor,omitempty"`
 }
 
 // Endpoint is one instance of a service.
