@@ -56,6 +56,7 @@ func (v *validator) listener(s scope, l *Listener) {
 		m.key("maxBodyBytes").errorf("must be -1 (no limit) or a size in bytes")
 	}
 	checkNotNegative(m.key("maxConnections"), l.Limits.MaxConnections)
+	checkNotNegative(m.key("maxActiveRequests"), l.Limits.MaxActiveRequests)
 
 	for i, p := range l.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err == nil {

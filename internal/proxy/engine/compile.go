@@ -84,9 +84,11 @@ func (c *compiler) retryBudget(route string, p *config.RetryPolicy) *retryBudget
 
 func (c *compiler) listener(cfg *config.Config, l *config.Listener) (*listenerTable, error) {
 	lt := &listenerTable{
-		name:    l.Name,
-		paths:   pathnorm.Options{KeepSlashes: l.Paths.KeepSlashes, AllowEncodedSlash: l.Paths.AllowEncodedSlash},
-		maxBody: l.Limits.MaxBodyBytes,
+		name:      l.Name,
+		paths:     pathnorm.Options{KeepSlashes: l.Paths.KeepSlashes, AllowEncodedSlash: l.Paths.AllowEncodedSlash},
+		maxBody:   l.Limits.MaxBodyBytes,
+		maxActive: int64(l.Limits.MaxActiveRequests),
+		active:    c.e.activeCounter(l.Name),
 	}
 	for _, s := range l.TrustedProxies {
 		p, err := parsePrefix(s)

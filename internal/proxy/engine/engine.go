@@ -28,7 +28,8 @@ type Engine struct {
 
 	mu       sync.Mutex // serialises Apply
 	version  uint64
-	services map[string]*service // by name, as of the current table
+	services map[string]*service      // by name, as of the current table
+	active   map[string]*atomic.Int64 // active requests by listener name; outlives reloads
 	ctx      context.Context
 	cancel   context.CancelFunc
 }
@@ -36,7 +37,7 @@ type Engine struct {
 // New returns an engine with no table; every request gets 404 no_route until Apply.
 func New(log *slog.Logger, m *metrics.Registry) *Engine {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{log: log, metrics: m, services: map[string]*service{}, ctx: ctx, cancel: cancel}
+	return &Engine{log: log, metrics: m, services: map[string]*service{}, active: map[string]*atomic.Int64{}, ctx: ctx, cancel: cancel}
 }
 
 // Table returns the table in force.
@@ -85,6 +86,16 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 	e.metrics.ConfigVersion.Set(float64(t.Version))
 	e.metrics.ConfigLastReload.Set(float64(t.Loaded.Unix()))
 	return t, nil
+}
+
+// activeCounter returns the active-request counter of the named listener. Apply holds e.mu.
+func (e *Engine) activeCounter(listener string) *atomic.Int64 {
+	c := e.active[listener]
+	if c == nil {
+		c = new(atomic.Int64)
+		e.active[listener] = c
+	}
+	return c
 }
 
 // runningBudget returns the retry budget the running table keeps under k, or nil.

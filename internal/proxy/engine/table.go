@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
@@ -35,6 +36,10 @@ type listenerTable struct {
 	trusted []netip.Prefix
 	paths   pathnorm.Options
 	maxBody int64
+	// maxActive sheds requests beyond this many at once (0: no limit); active counts them and is
+	// shared by every table while the listener keeps its name.
+	maxActive int64
+	active    *atomic.Int64
 }
 
 // serve runs one exchange through the listener's preprocessing, router and route chain.
@@ -42,6 +47,13 @@ func (t *Table) serve(x *proxy.Exchange) error {
 	lt := t.listeners[x.Listener]
 	if lt == nil {
 		return proxy.Fail(404, proxy.ReasonNoRoute, fmt.Errorf("engine: listener %q has no routes", x.Listener))
+	}
+	if lt.maxActive > 0 {
+		n := lt.active.Add(1)
+		defer lt.active.Add(-1)
+		if n > lt.maxActive {
+			return proxy.Fail(503, proxy.ReasonOverloaded, errOverloaded)
+		}
 	}
 	lt.prepare(x)
 	norm, err := pathnorm.Normalize(x.Req.Path, lt.paths)
@@ -71,4 +83,7 @@ func (t *Table) serve(x *proxy.Exchange) error {
 	return r.handler.Serve(x)
 }
 
-var errNoRoute = errors.New("engine: no route matched")
+var (
+	errNoRoute    = errors.New("engine: no route matched")
+	errOverloaded = errors.New("engine: the listener is serving its maximum of active requests")
+)
