@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -91,5 +92,21 @@ func TestClientDeadline(t *testing.T) {
 	x := &proxy.Exchange{Deadline: time.Now().Add(-time.Millisecond)}
 	if err := propagateDeadline(x); proxy.AsError(err).Reason != proxy.ReasonUpstreamTimeout {
 		t.Errorf("a passed deadline gives %v, want upstream_timeout", err)
+	}
+}
+
+// TestBufferBodyUsesThePool: with the default limit, buffering a body reuses pooled buffers.
+func TestBufferBodyUsesThePool(t *testing.T) {
+	body := make([]byte, 1000)
+	allocs := testing.AllocsPerRun(100, func() {
+		x := &proxy.Exchange{Req: httpmsg.Request{ContentLength: int64(len(body))}, Body: bytes.NewReader(body)}
+		bp, ok, err := bufferBody(x, 64<<10)
+		if err != nil || !ok || len(*bp) != len(body) {
+			t.Fatalf("bufferBody = %v, %v, %v", bp, ok, err)
+		}
+		replayBufs.put(bp)
+	})
+	if allocs > 3 { // the Exchange, its reader and the replay reader; never a 64 KiB buffer
+		t.Errorf("%v allocations per buffered body; the pool is not reused", allocs)
 	}
 }

@@ -215,8 +215,9 @@ func (s *service) serveRetrying(x *proxy.Exchange, p *retryPolicy) error {
 	}
 }
 
-// replayBufs holds buffers for request bodies kept for replay.
-var replayBufs = newBufPool(64 << 10)
+// replayBufs holds buffers for request bodies kept for replay: the default limit plus the one
+// byte that tells a body over the limit.
+var replayBufs = newBufPool(64<<10 + 1)
 
 // bufferBody reads a request body of at most limit bytes into a pooled buffer so it can be sent
 // more than once. ok reports that the request can be replayed (it has no body, or its body fitted).
