@@ -68,6 +68,15 @@ func routeDefaults(r *Route) {
 	if r.Retry != nil {
 		retryDefaults(r.Retry)
 	}
+	if r.RateLimit != nil {
+		defaultRateLimit(r.RateLimit)
+	}
+	if r.Fault != nil {
+		faultDefaults(r.Fault)
+	}
+	if r.Mirror != nil {
+		mirrorDefaults(r.Mirror)
+	}
 }
 
 // retryDefaults fills the defaults of a retry policy.
@@ -98,6 +107,12 @@ func filterDefaults(f *Filter) {
 
 // serviceDefaults fills the defaults of one service.
 func serviceDefaults(s *Service) {
+	if s.CircuitBreaker != nil {
+		circuitBreakerDefaults(s.CircuitBreaker)
+	}
+	if s.OutlierDetection != nil {
+		outlierDefaults(s.OutlierDetection)
+	}
 	setDefault(&s.Protocol, UpstreamHTTP1)
 	for i := range s.Endpoints {
 		setDefault(&s.Endpoints[i].Weight, 1)

@@ -64,6 +64,15 @@ func (v *validator) route(s scope, r *Route) {
 	if r.Retry != nil {
 		checkRetry(s.key("retry"), r.Retry)
 	}
+	if r.RateLimit != nil {
+		v.rateLimit(s.key("rateLimit"), r.RateLimit)
+	}
+	if r.Fault != nil {
+		checkFault(s.key("fault"), r.Fault)
+	}
+	if r.Mirror != nil {
+		v.checkMirror(s.key("mirror"), r.Mirror)
+	}
 
 	if len(r.Backends) == 0 && answered == "" {
 		s.key("backends").errorf("required unless a redirect or respond filter answers the request")

@@ -35,6 +35,13 @@ func (v *validator) service(s scope, svc *Service) {
 		}
 	}
 
+	if svc.CircuitBreaker != nil {
+		checkCircuitBreaker(s.key("circuitBreaker"), svc.CircuitBreaker)
+	}
+	if svc.OutlierDetection != nil {
+		checkOutlier(s.key("outlierDetection"), svc.OutlierDetection)
+	}
+
 	lb := s.key("loadBalancer")
 	checkOneOf(lb.key("policy"), svc.LoadBalancer.Policy, LBRoundRobin, LBLeastRequest, LBRingHash, LBMaglev, LBRandom)
 	hashing := svc.LoadBalancer.Policy == LBRingHash || svc.LoadBalancer.Policy == LBMaglev

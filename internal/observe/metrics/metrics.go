@@ -38,6 +38,9 @@ type Registry struct {
 	Retries *prometheus.CounterVec
 	// RetryBudgetExhausted counts retries a retry budget refused, by route and service.
 	RetryBudgetExhausted *prometheus.CounterVec
+	// RateLimitDecisions counts rate-limit decisions by route and decision (admitted, limited,
+	// unavailable, failed_open).
+	RateLimitDecisions *prometheus.CounterVec
 }
 
 // durationBuckets spans 100µs to about 30s, the range a proxy sees.
@@ -96,7 +99,11 @@ func New() *Registry {
 		Name: "meshgate_retry_budget_exhausted_total",
 		Help: "Retries not sent because the retry budget was spent, by route and service.",
 	}, []string{"route", "service"})
-	r.Prom.MustRegister(r.Retries, r.RetryBudgetExhausted,
+	r.RateLimitDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_ratelimit_decisions_total",
+		Help: "Rate-limit decisions by route and decision (admitted, limited, unavailable, failed_open).",
+	}, []string{"route", "decision"})
+	r.Prom.MustRegister(r.Retries, r.RetryBudgetExhausted, r.RateLimitDecisions,
 		r.Requests, r.RequestDuration, r.UpstreamDuration, r.UpstreamConnections,
 		r.UpstreamConnects, r.DownstreamConnections, r.EndpointHealthy, r.Reloads, r.ConfigVersion,
 		r.ConfigLastReload,

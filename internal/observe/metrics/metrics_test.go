@@ -22,6 +22,7 @@ func TestNamesFollowConventions(t *testing.T) {
 	r.Reloads.WithLabelValues("success").Inc()
 	r.Retries.WithLabelValues("r", "s", "status").Inc()
 	r.RetryBudgetExhausted.WithLabelValues("r", "s").Inc()
+	r.RateLimitDecisions.WithLabelValues("r", "limited").Inc()
 	mfs, err := r.Prom.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -38,8 +39,8 @@ func TestNamesFollowConventions(t *testing.T) {
 			t.Errorf("metric %q does not follow meshgate_<subsystem>_<name>_<unit>", name)
 		}
 	}
-	if seen != 12 {
-		t.Errorf("gathered %d meshgate metrics, want 12", seen)
+	if seen != 13 {
+		t.Errorf("gathered %d meshgate metrics, want 13", seen)
 	}
 	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/meshgate/meshgate/internal/proxy/cluster"
 	"github.com/meshgate/meshgate/internal/proxy/filter"
 	"github.com/meshgate/meshgate/internal/proxy/pathnorm"
+	"github.com/meshgate/meshgate/internal/proxy/policy/fault"
+	"github.com/meshgate/meshgate/internal/proxy/policy/mirror"
 	"github.com/meshgate/meshgate/internal/proxy/router"
 )
 
@@ -125,6 +127,20 @@ func (c *compiler) route(r *config.Route) (*route, error) {
 	}
 	var mws []proxy.Middleware
 	var terminal proxy.Handler
+	if r.RateLimit != nil {
+		lim, err := c.e.limits.Limiter(r.Name, r.RateLimit)
+		if err != nil {
+			return nil, err
+		}
+		mws = append(mws, lim.Middleware()) // first: a refused request costs nothing further
+	}
+	if r.Fault != nil {
+		f, err := fault.New(r.Name, r.Fault, c.e.faults)
+		if err != nil {
+			return nil, err
+		}
+		mws = append(mws, f)
+	}
 	for i := range r.Filters {
 		f := &r.Filters[i]
 		switch {
@@ -139,6 +155,14 @@ func (c *compiler) route(r *config.Route) (*route, error) {
 		case f.Respond != nil:
 			terminal = filter.FixedResponse(f.Respond)
 		}
+	}
+	if r.Mirror != nil {
+		// After the filters, so the shadow sees the request the upstream sees.
+		shadow := c.services[r.Mirror.Service]
+		if shadow == nil {
+			return nil, fmt.Errorf("mirror service %q is not defined", r.Mirror.Service)
+		}
+		mws = append(mws, mirror.New(r.Name, r.Mirror, shadow, c.e.mirrors, c.e.log.With("route", r.Name)))
 	}
 	if terminal == nil {
 		b, err := newBackends(r.Backends, c.services)

@@ -16,6 +16,9 @@ import (
 	"github.com/meshgate/meshgate/internal/observe/accesslog"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
 	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/proxy/policy/fault"
+	"github.com/meshgate/meshgate/internal/proxy/policy/mirror"
+	"github.com/meshgate/meshgate/internal/proxy/policy/ratelimit"
 )
 
 // Engine is the data-plane engine of one meshgate process.
@@ -30,6 +33,9 @@ type Engine struct {
 	version  uint64
 	services map[string]*service      // by name, as of the current table
 	active   map[string]*atomic.Int64 // active requests by listener name; outlives reloads
+	limits   *ratelimit.Store         // rate-limit state by route; outlives reloads
+	faults   *fault.Metrics
+	mirrors  *mirror.Metrics
 	ctx      context.Context
 	cancel   context.CancelFunc
 }
@@ -37,7 +43,12 @@ type Engine struct {
 // New returns an engine with no table; every request gets 404 no_route until Apply.
 func New(log *slog.Logger, m *metrics.Registry) *Engine {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{log: log, metrics: m, services: map[string]*service{}, active: map[string]*atomic.Int64{}, ctx: ctx, cancel: cancel}
+	limits := ratelimit.NewStore(ratelimit.Options{
+		Logger:     log.With("component", "ratelimit"),
+		OnDecision: func(route, decision string) { m.RateLimitDecisions.WithLabelValues(route, decision).Inc() },
+	})
+	return &Engine{log: log, metrics: m, services: map[string]*service{}, active: map[string]*atomic.Int64{},
+		limits: limits, faults: fault.NewMetrics(m.Prom), mirrors: mirror.NewMetrics(m.Prom), ctx: ctx, cancel: cancel}
 }
 
 // Table returns the table in force.
@@ -83,6 +94,11 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 		}
 	}
 	e.services = t.services
+	routes := make(map[string]bool, len(cfg.Routes))
+	for i := range cfg.Routes {
+		routes[cfg.Routes[i].Name] = true
+	}
+	e.limits.Retain(routes)
 	e.metrics.ConfigVersion.Set(float64(t.Version))
 	e.metrics.ConfigLastReload.Set(float64(t.Loaded.Unix()))
 	return t, nil
@@ -115,6 +131,7 @@ func (e *Engine) Close() {
 		s.close()
 	}
 	e.services = map[string]*service{}
+	e.limits.Close()
 	if al := e.accessLog.Swap(nil); al != nil {
 		_ = al.Close()
 	}
