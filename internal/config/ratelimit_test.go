@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -223,5 +224,25 @@ func TestDefaultRateLimit(t *testing.T) {
 				t.Errorf("applying the defaults twice changed %+v", got)
 			}
 		})
+	}
+}
+
+// TestRateLimitExample runs the rate-limit defaults and validator over the example config.
+func TestRateLimitExample(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "examples", "ratelimit.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &validator{c: c}
+	n := 0
+	for i := range c.Routes {
+		if r := &c.Routes[i]; r.RateLimit != nil {
+			n++
+			defaultRateLimit(r.RateLimit)
+			v.rateLimit(v.object(pathIndex("routes", i), r.Name).key("rateLimit"), r.RateLimit)
+		}
+	}
+	if err := v.errs.err(); err != nil || n == 0 {
+		t.Fatalf("%d routes with a rate limit; errors: %v", n, err)
 	}
 }

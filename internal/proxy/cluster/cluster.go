@@ -1,10 +1,12 @@
 // Package cluster is the runtime form of a configured service: its endpoints with their live state,
-// the load balancer that chooses among the healthy ones, and the active health check that decides
-// which ones are healthy.
+// the load balancer that chooses among the usable ones, the active health check and the outlier
+// detection that decide which ones are usable, and the service's circuit breaker.
 //
 // The request path calls Pick (and HashKey for the consistent-hashing policies); both are lock-free
-// and allocation-free. Health transitions are rare: each one rebuilds the balancer over the healthy
-// endpoints and swaps it in atomically, so Pick never waits.
+// and allocation-free. Health transitions and outlier ejections are rare: each one rebuilds the
+// balancer over the usable endpoints (healthy and not ejected) and swaps it in atomically, so Pick
+// never waits. With outlier detection configured, a service whose usable endpoints fall below its
+// panic threshold balances over all of its endpoints instead.
 //
 // A Cluster is meant to outlive config reloads while its service is unchanged (see Fingerprint), so
 // that its endpoints' pools, in-flight counts and health carry over.
@@ -18,6 +20,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/proxy/cluster/health"
@@ -37,6 +40,8 @@ type Options struct {
 	// or leaves rotation, for metrics and events. It runs on a health-check goroutine and must not
 	// block for long; calls for one endpoint are in order.
 	OnHealthChange func(svc string, ep *Endpoint, healthy bool)
+	// Metrics receives circuit-breaker and outlier-detection metrics. Optional; nil records none.
+	Metrics *Metrics
 }
 
 // Cluster is a service's endpoints, balancer and health check. Create it with New, Start it to
@@ -51,24 +56,33 @@ type Cluster struct {
 	checker     *health.Checker // nil without a health check
 	log         *slog.Logger
 	onChange    func(svc string, ep *Endpoint, healthy bool)
-	errNone     error // ErrNoHealthyEndpoint wrapped with the name, built once
+	errNone     error    // ErrNoHealthyEndpoint wrapped with the name, built once
+	outlier     *outlier // nil without outlier detection
+	breaker     *Breaker // nil without a circuit breaker
+	panicAt     int      // panic threshold in percent; 0: no panic mode
+	now         func() time.Time
 
-	current atomic.Pointer[picker]
-	buildMu sync.Mutex // serialises rebuilds of current
+	current   atomic.Pointer[picker]
+	buildMu   sync.Mutex // serialises rebuilds of current, ejections and their bookkeeping
+	panicking bool       // the balancer covers every endpoint; guarded by buildMu
 
 	lifeMu  sync.Mutex
 	started bool
 	closed  bool
+	stop    chan struct{} // closed by Close to end the outlier review loop
+	wg      sync.WaitGroup
 }
 
-// picker is the balancer over the endpoints that were healthy when it was built.
+// picker is the balancer over the endpoints that were usable when it was built (all of them in
+// panic mode).
 type picker struct {
-	bal lb.Balancer // nil when no endpoint is healthy
+	bal lb.Balancer // nil when no endpoint is usable
 	eps []*Endpoint // bal's target i is eps[i]
 }
 
-// New builds the cluster of svc. It expects a validated, defaulted service; it keeps no reference
-// to svc. All endpoints start healthy.
+// New builds the cluster of svc. It expects a validated, defaulted service (zero fields of its
+// circuit breaker and outlier detection take their defaults); it keeps no reference to svc. All
+// endpoints start healthy and none ejected.
 func New(svc *config.Service, opts Options) (*Cluster, error) {
 	if svc == nil {
 		return nil, errors.New("cluster: nil service")
@@ -89,6 +103,8 @@ func New(svc *config.Service, opts Options) (*Cluster, error) {
 		log:         log,
 		onChange:    opts.OnHealthChange,
 		errNone:     fmt.Errorf("%w (service %q)", ErrNoHealthyEndpoint, svc.Name),
+		now:         time.Now,
+		stop:        make(chan struct{}),
 	}
 	if c.policy == "" {
 		c.policy = config.LBRoundRobin
@@ -101,6 +117,13 @@ func New(svc *config.Service, opts Options) (*Cluster, error) {
 	for i, e := range svc.Endpoints {
 		c.endpoints[i] = &Endpoint{Address: e.Address, Weight: max(e.Weight, 1), index: i}
 		addrs[i] = e.Address
+	}
+	if od := svc.OutlierDetection; od != nil {
+		c.outlier = newOutlier(svc.Name, od, c.endpoints, opts.Metrics)
+		c.panicAt = panicThreshold(od)
+	}
+	if cb := svc.CircuitBreaker; cb != nil {
+		c.breaker = newBreaker(svc.Name, cb, log, opts.Metrics)
 	}
 	if err := c.rebuild(); err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", svc.Name, err)
@@ -131,10 +154,22 @@ func (c *Cluster) Fingerprint() string { return c.fingerprint }
 // shared: do not modify it.
 func (c *Cluster) Endpoints() []*Endpoint { return c.endpoints }
 
-// HealthyCount returns how many endpoints are in rotation.
+// HealthyCount returns how many endpoints are in rotation: the usable ones (healthy and not
+// ejected), or all of them while the service is in panic mode.
 func (c *Cluster) HealthyCount() int { return len(c.current.Load().eps) }
 
-// Pick chooses a healthy endpoint for a request. hash and hasHash are the request's hash key, from
+// Breaker returns the service's circuit breaker, or nil when it has none.
+func (c *Cluster) Breaker() *Breaker { return c.breaker }
+
+// Panicking reports whether the service is in panic mode: too few endpoints are usable, so the
+// balancer covers all of them.
+func (c *Cluster) Panicking() bool {
+	c.buildMu.Lock()
+	defer c.buildMu.Unlock()
+	return c.panicking
+}
+
+// Pick chooses an endpoint in rotation for a request. hash and hasHash are the request's hash key, from
 // HashKey; only ring_hash and maglev read them, and pick at random without one. When no endpoint is
 // healthy Pick returns an error that wraps ErrNoHealthyEndpoint. Pick does not allocate.
 //
@@ -157,8 +192,8 @@ func (c *Cluster) HashKey(h httpmsg.Header, clientIP netip.Addr) (uint64, bool) 
 	return HashKey(c.hashOn, h, clientIP)
 }
 
-// Start begins active health checking, when the service configures it; checking ends when ctx is
-// cancelled or Close is called. Start after Start or Close does nothing.
+// Start begins active health checking and the outlier review loop, when the service configures
+// them; both end when ctx is cancelled or Close is called. Start after Start or Close does nothing.
 func (c *Cluster) Start(ctx context.Context) {
 	c.lifeMu.Lock()
 	defer c.lifeMu.Unlock()
@@ -169,17 +204,26 @@ func (c *Cluster) Start(ctx context.Context) {
 	if c.checker != nil {
 		c.checker.Start(ctx)
 	}
+	if c.outlier != nil {
+		c.wg.Add(1)
+		go c.runOutlier(ctx)
+	}
 }
 
-// Close stops health checking and waits for it to finish. Endpoints keep their last health and Pick
-// keeps working, so requests still in flight on an old config are unaffected. Close is idempotent.
+// Close stops health checking and outlier reviews and waits for them to finish. Endpoints keep
+// their last health and ejections and Pick keeps working, so requests still in flight on an old
+// config are unaffected. Close is idempotent.
 func (c *Cluster) Close() {
 	c.lifeMu.Lock()
-	c.closed = true
+	if !c.closed {
+		c.closed = true
+		close(c.stop)
+	}
 	c.lifeMu.Unlock()
 	if c.checker != nil {
 		c.checker.Stop()
 	}
+	c.wg.Wait()
 }
 
 // setHealth moves endpoint i into or out of rotation.
@@ -190,10 +234,10 @@ func (c *Cluster) setHealth(i int, healthy bool) {
 		c.buildMu.Unlock()
 		return
 	}
-	before := c.HealthyCount()
+	before := c.healthyCount()
 	ep.unhealthy.Store(!healthy)
 	err := c.rebuild()
-	after := c.HealthyCount()
+	after := c.healthyCount()
 	c.buildMu.Unlock()
 	switch {
 	case err != nil:
@@ -208,16 +252,42 @@ func (c *Cluster) setHealth(i int, healthy bool) {
 	}
 }
 
-// rebuild builds the balancer over the healthy endpoints and swaps it in. Callers other than New
+// healthyCount returns how many endpoints pass their health check. Callers hold buildMu.
+func (c *Cluster) healthyCount() int {
+	n := 0
+	for _, ep := range c.endpoints {
+		if ep.Healthy() {
+			n++
+		}
+	}
+	return n
+}
+
+// rebuild builds the balancer over the usable endpoints (healthy and not ejected), or over all
+// endpoints when fewer than the panic threshold are usable, and swaps it in. Callers other than New
 // hold buildMu.
 func (c *Cluster) rebuild() error {
 	eps := make([]*Endpoint, 0, len(c.endpoints))
-	targets := make([]lb.Target, 0, len(c.endpoints))
 	for _, ep := range c.endpoints {
-		if ep.Healthy() {
+		if ep.Healthy() && !ep.Ejected() {
 			eps = append(eps, ep)
-			targets = append(targets, lb.Target{Key: ep.Address, Weight: ep.Weight, Inflight: &ep.inflight})
 		}
+	}
+	panicking := c.panicAt > 0 && 100*len(eps) < c.panicAt*len(c.endpoints)
+	if panicking {
+		eps = append(eps[:0], c.endpoints...)
+	}
+	if panicking != c.panicking {
+		c.panicking = panicking
+		if panicking {
+			c.log.Warn("panic mode: too few usable endpoints; balancing over all of them", "panic_threshold_percent", c.panicAt)
+		} else {
+			c.log.Info("panic mode over: enough usable endpoints again")
+		}
+	}
+	targets := make([]lb.Target, 0, len(eps))
+	for _, ep := range eps {
+		targets = append(targets, lb.Target{Key: ep.Address, Weight: ep.Weight, Inflight: &ep.inflight})
 	}
 	if len(eps) == 0 {
 		c.current.Store(&picker{})

@@ -23,6 +23,7 @@ type Endpoint struct {
 
 	index     int
 	unhealthy atomic.Bool // the zero value is healthy: endpoints start in rotation
+	ejected   atomic.Bool // set by outlier detection while the endpoint is ejected
 }
 
 // Begin records the start of a request to the endpoint. Call it once the endpoint has been picked,
@@ -35,9 +36,13 @@ func (e *Endpoint) End() { e.inflight.Add(-1) }
 // Inflight returns how many requests to the endpoint have begun and not yet ended.
 func (e *Endpoint) Inflight() int64 { return e.inflight.Load() }
 
-// Healthy reports whether the endpoint is in rotation. Endpoints start healthy and change only
-// through the service's active health check.
+// Healthy reports whether the endpoint passes the service's active health check. Endpoints start
+// healthy and change only through that check.
 func (e *Endpoint) Healthy() bool { return !e.unhealthy.Load() }
+
+// Ejected reports whether outlier detection keeps the endpoint out of rotation. An endpoint is
+// in rotation when it is healthy and not ejected, or when the service is in panic mode.
+func (e *Endpoint) Ejected() bool { return e.ejected.Load() }
 
 // Index returns the endpoint's position in the service's endpoint list.
 func (e *Endpoint) Index() int { return e.index }

@@ -24,8 +24,13 @@ type service struct {
 
 func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*service, error) {
 	name := svc.Name
+	cm, err := cluster.NewMetrics(m.Prom)
+	if err != nil {
+		return nil, err
+	}
 	cl, err := cluster.New(svc, cluster.Options{
-		Logger: log.With("service", name),
+		Logger:  log.With("service", name),
+		Metrics: cm,
 		OnHealthChange: func(svcName string, ep *cluster.Endpoint, healthy bool) {
 			v := 0.0
 			if healthy {
@@ -56,10 +61,14 @@ func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*se
 			ConnectTimeout: svc.Pool.ConnectTimeout, IdleTimeout: svc.Pool.IdleTimeout, Hooks: hooks,
 		})
 	default:
-		tr = upstream.NewHTTP1(upstream.HTTP1Options{
+		opts := upstream.HTTP1Options{
 			MaxIdlePerEndpoint: svc.Pool.MaxIdlePerEndpoint, MaxConnsPerEndpoint: svc.Pool.MaxConnsPerEndpoint,
 			IdleTimeout: svc.Pool.IdleTimeout, ConnectTimeout: svc.Pool.ConnectTimeout, Hooks: hooks,
-		})
+		}
+		if b := cl.Breaker(); b != nil {
+			opts.Limiter = b // the service's connection and pending-request thresholds
+		}
+		tr = upstream.NewHTTP1(opts)
 	}
 	return &service{name: name, fingerprint: cluster.Fingerprint(svc), cluster: cl, transport: tr, hashOn: svc.LoadBalancer.Hash}, nil
 }
@@ -79,10 +88,23 @@ func (s *service) Serve(x *proxy.Exchange) error {
 
 // serveOnce sends x to one endpoint, preferring one other than avoid (the endpoint of a failed
 // attempt) when the service has another healthy one. It returns the endpoint used.
+//
+// The service's circuit breaker admits the attempt first (as a retry when x.Attempts is above 1)
+// and refuses it at once, with 503 circuit_open, beyond a threshold. The attempt's outcome goes to
+// the breaker and to outlier detection.
 func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (*cluster.Endpoint, error) {
 	x.Service = s.name
 	if err := propagateDeadline(x); err != nil {
 		return nil, err
+	}
+	b := s.cluster.Breaker()
+	var ticket cluster.Ticket
+	if b != nil {
+		t, err := b.Admit(x.Attempts > 1)
+		if err != nil {
+			return nil, err
+		}
+		ticket = t
 	}
 	var key uint64
 	var hasKey bool
@@ -99,6 +121,9 @@ func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (*cluste
 		ep, err = s.cluster.Pick(key, hasKey)
 	}
 	if err != nil {
+		if b != nil {
+			b.Done(ticket, 0, false)
+		}
 		if errors.Is(err, cluster.ErrNoHealthyEndpoint) {
 			return nil, proxy.Fail(503, proxy.ReasonNoHealthyUpstream, err)
 		}
@@ -108,5 +133,34 @@ func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (*cluste
 	ep.Begin()
 	err = s.transport.Forward(x, ep.Address)
 	ep.End()
+	status, local := attemptOutcome(x, err)
+	s.cluster.Report(ep, status, local)
+	if b != nil {
+		b.Done(ticket, status, local)
+	}
 	return ep, err
+}
+
+// attemptOutcome tells what an attempt says about its endpoint: the status the upstream answered,
+// or localFailure when it could not be reached, reset the connection, timed out or broke the
+// protocol. Both are zero when the attempt ended for a reason that says nothing about the
+// upstream (the client went away, its body was too large, a breaker refused it).
+func attemptOutcome(x *proxy.Exchange, err error) (status int, localFailure bool) {
+	if err == nil {
+		return x.Status, false
+	}
+	var held *proxy.HeldResponse
+	if errors.As(err, &held) {
+		return held.Status, false
+	}
+	var pe *proxy.Error
+	if errors.As(err, &pe) {
+		switch pe.Reason {
+		case proxy.ReasonUpstreamUnavailable, proxy.ReasonUpstreamReset, proxy.ReasonUpstreamTimeout, proxy.ReasonUpstreamProtocol:
+			return 0, true
+		}
+	}
+	// The upstream answered (x.Status is set once its head went downstream), and then the
+	// exchange failed for a reason of the client's.
+	return x.Status, false
 }

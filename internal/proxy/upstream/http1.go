@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +29,28 @@ type HTTP1Options struct {
 	ConnectTimeout time.Duration
 	// Hooks report connection events.
 	Hooks Hooks
+	// Limiter, when set, bounds the connections open across every endpoint of the transport and
+	// the requests waiting for one: a service's circuit breaker. Optional.
+	Limiter ConnLimiter
+}
+
+// ConnLimiter bounds the connections of a whole service and the requests waiting for one, the way
+// a circuit breaker's connection thresholds do. Its methods are called concurrently and must not
+// block.
+type ConnLimiter interface {
+	// AcquireConn reserves a connection before it is dialled; it reports false when the service
+	// has its maximum open. Every reservation is given back with ReleaseConn.
+	AcquireConn() bool
+	// ReleaseConn gives back a reservation when its connection is closed or its dial failed.
+	ReleaseConn()
+	// BeginPending records a request that starts waiting for a connection. A non-nil error (a
+	// *proxy.Error) refuses the wait: too many requests wait already, and the request fails with it.
+	BeginPending() error
+	// EndPending records that a request admitted by BeginPending stopped waiting.
+	EndPending()
+	// ConnOverflow returns the error (a *proxy.Error) for a request that waited until its deadline
+	// because the service had its maximum of connections open.
+	ConnOverflow() error
 }
 
 // readBufferSize is the read buffer of an upstream connection, and so the largest response head
@@ -46,6 +69,10 @@ type HTTP1 struct {
 	closed bool
 	stop   chan struct{}
 	done   chan struct{}
+
+	// limitWaiters counts requests waiting because the Limiter refused a connection, over all
+	// pools; a closed connection wakes one of them.
+	limitWaiters atomic.Int64
 }
 
 var _ Transport = (*HTTP1)(nil)
@@ -71,10 +98,7 @@ func (t *HTTP1) pool(addr string) *connPool {
 	t.mu.Lock()
 	p := t.pools[addr]
 	if p == nil {
-		p = &connPool{t: t, addr: addr}
-		if t.opts.MaxConnsPerEndpoint > 0 {
-			p.slots = make(chan struct{}, t.opts.MaxConnsPerEndpoint)
-		}
+		p = &connPool{t: t, addr: addr, max: t.opts.MaxConnsPerEndpoint}
 		t.pools[addr] = p
 	}
 	t.mu.Unlock()
@@ -130,14 +154,30 @@ func (t *HTTP1) sweep() {
 	}
 }
 
-// connPool holds the connections to one endpoint.
+// connPool holds the connections to one endpoint. A request takes the warmest idle connection, or
+// dials a new one when the endpoint's and the service's connection limits allow; otherwise it
+// waits in line for a connection another request returns, or for the place of one that closes.
 type connPool struct {
-	t     *HTTP1
-	addr  string
-	slots chan struct{} // one token per open connection when MaxConnsPerEndpoint is set
+	t    *HTTP1
+	addr string
+	max  int // MaxConnsPerEndpoint; 0: no limit
 
-	mu   sync.Mutex
-	idle []*upConn
+	mu      sync.Mutex
+	idle    []*upConn
+	open    int           // connections open or being dialled
+	waiters []*connWaiter // requests waiting for a connection, oldest first
+}
+
+// connWaiter is a request waiting for a connection of a pool.
+type connWaiter struct {
+	// ch receives an idle connection handed over by put, or nil when the place of a connection
+	// freed up and the request should try again. It holds one value, so senders never block.
+	ch chan *upConn
+	// fresh: the request needs a new connection (an upgrade, or a resend after a stale
+	// connection), so it is never handed an idle one.
+	fresh bool
+	// limited: the request waits because the service's Limiter refused it a connection.
+	limited bool
 }
 
 // upConn is one upstream connection.
@@ -155,26 +195,110 @@ type upConn struct {
 	chunked *http1.ChunkedReader
 }
 
-func (p *connPool) get(deadline time.Time) (*upConn, error) {
+// get returns an idle connection, or else a new one (see acquire).
+func (p *connPool) get(deadline time.Time) (*upConn, error) { return p.acquire(deadline, true) }
+
+// dial returns a new connection (see acquire).
+func (p *connPool) dial(deadline time.Time) (*upConn, error) { return p.acquire(deadline, false) }
+
+// acquire returns a connection to the endpoint: with reuse, the most recently used idle one when
+// there is one. Otherwise it dials a new one when MaxConnsPerEndpoint and the service's Limiter
+// allow, or else waits until another request returns a connection (only with reuse) or a
+// connection closes, at most until deadline (a zero deadline waits as long as it takes). A
+// request that has to wait is first admitted by the Limiter's pending-request threshold.
+func (p *connPool) acquire(deadline time.Time, reuse bool) (*upConn, error) {
+	lim := p.t.opts.Limiter
+	var w *connWaiter
+	var timeout <-chan time.Time
 	for {
 		p.mu.Lock()
-		n := len(p.idle)
-		if n == 0 {
+		if reuse && len(p.idle) > 0 {
+			n := len(p.idle)
+			uc := p.idle[n-1]
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
 			p.mu.Unlock()
-			return p.dial(deadline)
+			// A connection that sat idle a while may have been closed by the upstream's keep-alive
+			// timeout: look before using it. Warm connections skip the check (and its system call).
+			if time.Since(uc.lastUsed) > staleCheckAfter && !uc.alive() {
+				uc.close()
+				continue
+			}
+			uc.reused = true
+			p.endWait(w)
+			return uc, nil
 		}
-		uc := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
+		limited := false
+		if p.max <= 0 || p.open < p.max {
+			if lim == nil || lim.AcquireConn() {
+				p.open++
+				p.mu.Unlock()
+				p.endWait(w)
+				return p.connect(deadline)
+			}
+			limited = true
+		}
+		if w == nil {
+			if lim != nil {
+				if err := lim.BeginPending(); err != nil {
+					p.mu.Unlock()
+					return nil, err
+				}
+			}
+			w = &connWaiter{ch: make(chan *upConn, 1), fresh: !reuse}
+		}
+		w.limited = limited
+		p.waiters = append(p.waiters, w)
+		if limited {
+			p.t.limitWaiters.Add(1)
+			// A connection of another pool may have closed between the refusal and the count
+			// just above, and seen no one to wake: ask again now that this waiter is counted.
+			if lim.AcquireConn() {
+				p.removeWaiter(w)
+				p.open++
+				p.mu.Unlock()
+				p.endWait(w)
+				return p.connect(deadline)
+			}
+		}
 		p.mu.Unlock()
-		// A connection that sat idle a while may have been closed by the upstream's keep-alive
-		// timeout: look before using it. Warm connections skip the check (and its system call).
-		if time.Since(uc.lastUsed) > staleCheckAfter && !uc.alive() {
-			uc.close()
-			continue
+		if limited {
+			// Idle connections to other endpoints may hold the service's connections: close
+			// one, so that its place goes to a waiting request.
+			p.t.closeOneIdle(p)
 		}
-		uc.reused = true
-		return uc, nil
+		if timeout == nil && !deadline.IsZero() {
+			tm := time.NewTimer(time.Until(deadline))
+			defer tm.Stop()
+			timeout = tm.C
+		}
+		select {
+		case uc := <-w.ch:
+			if uc != nil {
+				uc.reused = true
+				p.endWait(w)
+				return uc, nil
+			}
+			// The place of a connection freed up: try again.
+		case <-timeout:
+			p.mu.Lock()
+			removed := p.removeWaiter(w)
+			p.mu.Unlock()
+			if !removed {
+				// Woken at the same moment: take what came, or pass the wake-up on.
+				if uc := <-w.ch; uc != nil {
+					uc.reused = true
+					p.endWait(w)
+					return uc, nil
+				}
+				p.wakeOne()
+			}
+			p.endWait(w)
+			if w.limited {
+				return nil, lim.ConnOverflow()
+			}
+			return nil, proxy.Fail(503, proxy.ReasonUpstreamUnavailable, errors.New("upstream: connection limit reached for "+p.addr))
+		}
 	}
 }
 
@@ -208,24 +332,111 @@ func (uc *upConn) alive() bool {
 	return err == nil && ok
 }
 
-func (p *connPool) dial(deadline time.Time) (*upConn, error) {
-	if p.slots != nil {
-		select {
-		case p.slots <- struct{}{}:
-		default:
-			var timeout <-chan time.Time
-			if !deadline.IsZero() {
-				tm := time.NewTimer(time.Until(deadline))
-				defer tm.Stop()
-				timeout = tm.C
+// endWait ends the wait of w, when the request waited.
+func (p *connPool) endWait(w *connWaiter) {
+	if w != nil && p.t.opts.Limiter != nil {
+		p.t.opts.Limiter.EndPending()
+	}
+}
+
+// removeWaiter takes w out of the line and reports whether it was in it. p.mu is held.
+func (p *connPool) removeWaiter(w *connWaiter) bool {
+	for i, x := range p.waiters {
+		if x == w {
+			copy(p.waiters[i:], p.waiters[i+1:])
+			p.waiters[len(p.waiters)-1] = nil
+			p.waiters = p.waiters[:len(p.waiters)-1]
+			if w.limited {
+				p.t.limitWaiters.Add(-1)
 			}
-			select {
-			case p.slots <- struct{}{}:
-			case <-timeout:
-				return nil, proxy.Fail(503, proxy.ReasonUpstreamUnavailable, errors.New("upstream: connection limit reached for "+p.addr))
-			}
+			return true
 		}
 	}
+	return false
+}
+
+// popWaiter takes the first waiter out of the line and returns it, or nil. With idle set it
+// skips the waiters that need a fresh connection. p.mu is held.
+func (p *connPool) popWaiter(idle bool) *connWaiter {
+	for _, w := range p.waiters {
+		if idle && w.fresh {
+			continue
+		}
+		p.removeWaiter(w)
+		return w
+	}
+	return nil
+}
+
+// wakeOne tells the first waiter of the pool, or else a request that any pool's Limiter made
+// wait, that the place of a connection freed up.
+func (p *connPool) wakeOne() {
+	p.mu.Lock()
+	w := p.popWaiter(false)
+	p.mu.Unlock()
+	if w != nil {
+		w.ch <- nil
+		return
+	}
+	p.t.wakeLimited()
+}
+
+// wakeLimited wakes one request that waits because the Limiter refused it a connection.
+func (t *HTTP1) wakeLimited() {
+	if t.limitWaiters.Load() == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range t.pools {
+		p.mu.Lock()
+		var w *connWaiter
+		for _, x := range p.waiters {
+			if x.limited {
+				w = x
+				break
+			}
+		}
+		if w != nil {
+			p.removeWaiter(w)
+		}
+		p.mu.Unlock()
+		if w != nil {
+			w.ch <- nil
+			return
+		}
+	}
+}
+
+// closeOneIdle closes the least recently used idle connection of a pool other than except, so
+// that its place under the service's connection limit goes to a waiting request.
+func (t *HTTP1) closeOneIdle(except *connPool) {
+	var victim *upConn
+	t.mu.Lock()
+	for _, p := range t.pools {
+		if p == except {
+			continue
+		}
+		p.mu.Lock()
+		if n := len(p.idle); n > 0 {
+			victim = p.idle[0]
+			copy(p.idle, p.idle[1:])
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
+		}
+		p.mu.Unlock()
+		if victim != nil {
+			break
+		}
+	}
+	t.mu.Unlock()
+	if victim != nil {
+		victim.close()
+	}
+}
+
+// connect dials a connection whose place acquire has reserved.
+func (p *connPool) connect(deadline time.Time) (*upConn, error) {
 	d := p.t.dialer
 	if !deadline.IsZero() {
 		d.Deadline = deadline
@@ -240,10 +451,16 @@ func (p *connPool) dial(deadline time.Time) (*upConn, error) {
 	return &upConn{pool: p, c: c, br: bufio.NewReaderSize(c, readBufferSize), bw: bufio.NewWriterSize(c, 8<<10)}, nil
 }
 
+// release gives back the place of a connection that closed or could not be dialled, and wakes a
+// request waiting for one.
 func (p *connPool) release() {
-	if p.slots != nil {
-		<-p.slots
+	p.mu.Lock()
+	p.open--
+	p.mu.Unlock()
+	if lim := p.t.opts.Limiter; lim != nil {
+		lim.ReleaseConn()
 	}
+	p.wakeOne()
 }
 
 // put returns a healthy connection to the pool, or closes it when the pool is full or closed.
@@ -255,6 +472,11 @@ func (p *connPool) put(uc *upConn) {
 	uc.lastUsed = time.Now()
 	_ = uc.c.SetDeadline(time.Time{})
 	p.mu.Lock()
+	if w := p.popWaiter(true); w != nil {
+		p.mu.Unlock()
+		w.ch <- uc
+		return
+	}
 	if len(p.idle) >= p.t.opts.MaxIdlePerEndpoint && p.t.opts.MaxIdlePerEndpoint > 0 {
 		p.mu.Unlock()
 		uc.close()

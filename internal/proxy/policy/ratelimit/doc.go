@@ -26,8 +26,8 @@
 //
 // # Response headers
 //
-// A refused request gets 429 with reason "rate_limited" and these fields (draft-ietf-httpapi-
-// ratelimit-headers, the structured-field syntax of drafts 08 and 09):
+// A refused request gets 429 with reason "rate_limited" and these fields, in the structured-field
+// syntax of draft-ietf-httpapi-ratelimit-headers (drafts 08 and 09):
 //
 //	Retry-After: 1
 //	RateLimit-Policy: "default";q=20;w=1

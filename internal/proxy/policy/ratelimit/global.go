@@ -136,15 +136,17 @@ func newGlobalLimit(route string, g *config.GlobalRateLimit, c *redisClient, scr
 // errBadReply reports a script reply of the wrong shape.
 var errBadReply = errors.New("ratelimit: unexpected reply from the GCRA script")
 
-// take runs one request of x at now (store clock) against the global limit. It answers from the
-// deny cache when the key is known to be refused, else asks Redis within the timeout.
-func (g *globalLimit) take(x *proxy.Exchange, now int64) (verdict, error) {
+// take runs one request of x against the global limit, reading the time from clock (the store's).
+// It answers from the deny cache when the key is known to be refused, else asks Redis within the
+// timeout.
+func (g *globalLimit) take(x *proxy.Exchange, clock func() int64) (verdict, error) {
 	if s := g.deny.lookup(x); s != nil {
-		if until := s.v.Load(); until > now {
+		if until, now := s.v.Load(), clock(); until > now {
 			wait := until - now
 			return verdict{wait: time.Duration(wait), reset: time.Duration(wait + g.rule.limit - g.rule.interval)}, nil
 		}
 	}
+	now := clock()
 	ctx := x.Ctx
 	if ctx == nil {
 		ctx = context.Background()

@@ -46,7 +46,6 @@ func (l *Limiter) Middleware() proxy.Middleware {
 
 // serve decides x and answers it or hands it to next.
 func (l *Limiter) serve(x *proxy.Exchange, next proxy.Handler) error {
-	now := l.store.clock()
 	var (
 		v      verdict
 		policy string
@@ -55,7 +54,15 @@ func (l *Limiter) serve(x *proxy.Exchange, next proxy.Handler) error {
 	var taken *slot // the local bucket x took a token from, to give back if the global limit refuses
 	if lc := l.local; lc != nil {
 		s := lc.buckets.get(x)
+		now := l.store.clock()
 		lv := s.take(&lc.rule, now)
+		if !lv.admitted {
+			// A request that lost the processor between reading the clock and taking its token
+			// would be judged at a time that has passed: judge it again now.
+			if fresh := l.store.clock(); fresh > now {
+				lv = s.take(&lc.rule, fresh)
+			}
+		}
 		if !lv.admitted {
 			l.store.report(l.route, DecisionLimited)
 			return l.reject(x, lc.policy, lv)
@@ -64,7 +71,7 @@ func (l *Limiter) serve(x *proxy.Exchange, next proxy.Handler) error {
 	}
 	decision := DecisionAdmitted
 	if g := l.global; g != nil {
-		gv, err := g.take(x, now)
+		gv, err := g.take(x, l.store.clock)
 		switch {
 		case err != nil && g.failOpen:
 			decision = DecisionFailedOpen

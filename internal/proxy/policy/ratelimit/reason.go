@@ -1,7 +1,6 @@
 package ratelimit
 
-// Reason codes of the responses a limiter produces. They belong with the other reason codes in
-// package proxy.
+// Reason codes of the responses a limiter produces, stable like those of package proxy.
 const (
 	// ReasonRateLimited marks a 429: the request was over its route's rate limit.
 	ReasonRateLimited = "rate_limited"

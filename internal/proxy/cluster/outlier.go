@@ -1,0 +1,318 @@
+package cluster
+
+import (
+	"context"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshgate/meshgate/internal/config"
+)
+
+// Outlier-detection defaults, applied to zero fields of config.OutlierDetection.
+const (
+	DefaultConsecutive5xx     = 5
+	DefaultOutlierInterval    = 10 * time.Second
+	DefaultBaseEjectionTime   = 30 * time.Second
+	DefaultMaxEjectionTime    = 300 * time.Second
+	DefaultMaxEjectionPercent = 10
+	DefaultPanicThreshold     = 50
+	DefaultMinimumHosts       = 5
+	DefaultRequestVolume      = 100
+	DefaultStdevFactor        = 1.9
+)
+
+// outlier is a cluster's outlier detector, as Envoy's: it ejects an endpoint at once when it
+// reaches Consecutive5xx or ConsecutiveGatewayErrors failures in a row, and at every review
+// (each Interval) ejects the endpoints whose success rate over the interval fell below the mean
+// of their peers' minus StdevFactor standard deviations. An ejection lasts BaseEjectionTime times
+// the endpoint's ejection multiplier (capped at MaxEjectionTime); the multiplier grows by one at
+// every ejection and shrinks by one at every review that finds the endpoint back for a whole
+// interval. At most MaxEjectionPercent of the endpoints are ejected at once, but one always may be.
+type outlier struct {
+	consecutive5xx int64 // 0: off
+	consecutiveGW  int64 // 0: off
+	successRate    *config.SuccessRateOutlier
+	interval       time.Duration
+	base, maxTime  time.Duration
+	maxPercent     int
+
+	hosts []hostStats // by endpoint index
+
+	ejections [3]prometheus.Counter // by ejectReasons index; nil without metrics
+	ejected   []prometheus.Gauge    // by endpoint index; nil without metrics
+}
+
+// ejectReasons indexes outlier.ejections.
+var ejectReasons = [3]string{EjectConsecutive5xx, EjectConsecutiveGatewayErrors, EjectSuccessRate}
+
+const (
+	reason5xx = iota
+	reasonGateway
+	reasonSuccessRate
+)
+
+// hostStats is what the detector knows about one endpoint. The counters are written on the
+// request path; the rest is guarded by the cluster's buildMu.
+type hostStats struct {
+	consec5xx atomic.Int64
+	consecGW  atomic.Int64
+	total     atomic.Int64 // attempts this interval (counted only with the success-rate rule)
+	failed    atomic.Int64 // failed attempts this interval
+	_         [cacheLine - 32]byte
+
+	multiplier  int       // the ejection multiplier, Envoy's "eject time backoff"
+	ejectedAt   time.Time // when the current ejection started
+	unejectedAt time.Time // when the last ejection ended; zero before the first
+}
+
+// newOutlier returns the detector od configures for n endpoints; zero fields take the defaults.
+func newOutlier(service string, od *config.OutlierDetection, eps []*Endpoint, m *Metrics) *outlier {
+	o := &outlier{
+		consecutive5xx: int64(od.Consecutive5xx),
+		consecutiveGW:  int64(max(od.ConsecutiveGatewayErrors, 0)),
+		interval:       od.Interval,
+		base:           od.BaseEjectionTime,
+		maxTime:        od.MaxEjectionTime,
+		maxPercent:     od.MaxEjectionPercent,
+		hosts:          make([]hostStats, len(eps)),
+	}
+	if o.consecutive5xx <= 0 {
+		o.consecutive5xx = DefaultConsecutive5xx
+	}
+	if o.interval <= 0 {
+		o.interval = DefaultOutlierInterval
+	}
+	if o.base <= 0 {
+		o.base = DefaultBaseEjectionTime
+	}
+	if o.maxTime <= 0 {
+		o.maxTime = DefaultMaxEjectionTime
+	}
+	if o.maxPercent <= 0 {
+		o.maxPercent = DefaultMaxEjectionPercent
+	}
+	if sr := od.SuccessRate; sr != nil {
+		s := *sr
+		if s.MinimumHosts <= 0 {
+			s.MinimumHosts = DefaultMinimumHosts
+		}
+		if s.RequestVolume <= 0 {
+			s.RequestVolume = DefaultRequestVolume
+		}
+		if !(s.StdevFactor > 0) {
+			s.StdevFactor = DefaultStdevFactor
+		}
+		o.successRate = &s
+	}
+	if m != nil {
+		for i, r := range ejectReasons {
+			o.ejections[i] = m.Ejections.WithLabelValues(service, r)
+		}
+		o.ejected = make([]prometheus.Gauge, len(eps))
+		for i, ep := range eps {
+			o.ejected[i] = m.Ejected.WithLabelValues(service, ep.Address)
+			o.ejected[i].Set(0)
+		}
+	}
+	return o
+}
+
+// panicThreshold returns the panic threshold od configures: the default when unset.
+func panicThreshold(od *config.OutlierDetection) int {
+	if od.PanicThreshold == nil {
+		return DefaultPanicThreshold
+	}
+	return *od.PanicThreshold
+}
+
+// ejectionTime returns how long an ejection with multiplier n lasts.
+func (o *outlier) ejectionTime(n int) time.Duration {
+	return min(o.base*time.Duration(n), max(o.maxTime, o.base))
+}
+
+// Report records the outcome of one attempt on ep, an endpoint of c: status is the upstream's
+// answer, and localFailure reports that there was none because the connection failed, was reset
+// or timed out. A 5xx answer or a local failure is a failure, any other answer a success; an
+// attempt with status 0 and no local failure (it ended for a reason that says nothing about the
+// endpoint, such as the client going away) is not counted. Report may eject ep at once. It does
+// nothing when the service has no outlier detection, and does not allocate.
+func (c *Cluster) Report(ep *Endpoint, status int, localFailure bool) {
+	o := c.outlier
+	if o == nil || ep == nil || (status == 0 && !localFailure) {
+		return
+	}
+	h := &o.hosts[ep.index]
+	failed := localFailure || status >= 500
+	if o.successRate != nil {
+		h.total.Add(1)
+		if failed {
+			h.failed.Add(1)
+		}
+	}
+	if !failed {
+		if h.consec5xx.Load() != 0 {
+			h.consec5xx.Store(0)
+		}
+		if h.consecGW.Load() != 0 {
+			h.consecGW.Store(0)
+		}
+		return
+	}
+	if localFailure || status == 502 || status == 503 || status == 504 {
+		if o.consecutiveGW > 0 && h.consecGW.Add(1) == o.consecutiveGW {
+			h.consecGW.Store(0)
+			c.eject(ep, reasonGateway)
+		}
+	} else if h.consecGW.Load() != 0 {
+		h.consecGW.Store(0)
+	}
+	if h.consec5xx.Add(1) == o.consecutive5xx {
+		h.consec5xx.Store(0)
+		c.eject(ep, reason5xx)
+	}
+}
+
+// eject takes ep out of load balancing for its ejection time, unless it is out already or
+// MaxEjectionPercent of the endpoints are. It reports whether it did.
+func (c *Cluster) eject(ep *Endpoint, reason int) bool {
+	o := c.outlier
+	c.buildMu.Lock()
+	if ep.ejected.Load() {
+		c.buildMu.Unlock()
+		return false
+	}
+	out := 0
+	for _, e := range c.endpoints {
+		if e.ejected.Load() {
+			out++
+		}
+	}
+	if out > 0 && 100*(out+1) > o.maxPercent*len(c.endpoints) {
+		c.buildMu.Unlock()
+		c.log.Debug("outlier not ejected: too many endpoints are ejected already",
+			"endpoint", ep.Address, "rule", ejectReasons[reason], "ejected", out, "max_ejection_percent", o.maxPercent)
+		return false
+	}
+	h := &o.hosts[ep.index]
+	if o.base*time.Duration(h.multiplier) < o.maxTime+o.base {
+		h.multiplier++
+	}
+	h.ejectedAt = c.now()
+	d := o.ejectionTime(h.multiplier)
+	ep.ejected.Store(true)
+	err := c.rebuild()
+	c.buildMu.Unlock()
+	if err != nil {
+		c.log.Error("cannot rebuild load balancer; keeping the previous one", "error", err)
+	}
+	if o.ejections[reason] != nil {
+		o.ejections[reason].Inc()
+		o.ejected[ep.index].Set(1)
+	}
+	c.log.Warn("outlier ejected", "endpoint", ep.Address, "rule", ejectReasons[reason], "for", d, "ejections", h.multiplier)
+	return true
+}
+
+// review returns the endpoints whose ejection time is up, decays the multipliers of the
+// endpoints back for a whole interval, and applies the success-rate rule to the counts of the
+// interval that ends. It runs every Interval.
+func (c *Cluster) review(now time.Time) {
+	o := c.outlier
+	var back []*Endpoint
+	c.buildMu.Lock()
+	for i, ep := range c.endpoints {
+		h := &o.hosts[i]
+		switch {
+		case ep.ejected.Load():
+			if now.Sub(h.ejectedAt) >= o.ejectionTime(h.multiplier) {
+				ep.ejected.Store(false)
+				h.unejectedAt = now
+				h.consec5xx.Store(0)
+				h.consecGW.Store(0)
+				back = append(back, ep)
+			}
+		case h.multiplier > 0 && !h.unejectedAt.IsZero() && now.Sub(h.unejectedAt) >= o.interval:
+			h.multiplier--
+		}
+	}
+	var err error
+	if len(back) > 0 {
+		err = c.rebuild()
+	}
+	c.buildMu.Unlock()
+	if err != nil {
+		c.log.Error("cannot rebuild load balancer; keeping the previous one", "error", err)
+	}
+	for _, ep := range back {
+		if o.ejected != nil {
+			o.ejected[ep.index].Set(0)
+		}
+		c.log.Info("outlier ejection ended", "endpoint", ep.Address)
+	}
+	if o.successRate != nil {
+		c.reviewSuccessRate()
+	}
+}
+
+// reviewSuccessRate applies the success-rate rule to the interval's counts and starts the next
+// interval.
+func (c *Cluster) reviewSuccessRate() {
+	o := c.outlier
+	sr := o.successRate
+	rates := make([]float64, 0, len(c.endpoints))
+	judged := make([]*Endpoint, 0, len(c.endpoints))
+	for i, ep := range c.endpoints {
+		h := &o.hosts[i]
+		total, failed := h.total.Swap(0), h.failed.Swap(0)
+		if ep.ejected.Load() || total < int64(sr.RequestVolume) {
+			continue
+		}
+		rates = append(rates, 100*float64(total-failed)/float64(total))
+		judged = append(judged, ep)
+	}
+	if len(rates) < sr.MinimumHosts {
+		return
+	}
+	threshold := successRateThreshold(rates, sr.StdevFactor)
+	for i, ep := range judged {
+		if rates[i] < threshold {
+			c.eject(ep, reasonSuccessRate)
+		}
+	}
+}
+
+// successRateThreshold returns the success rate below which an endpoint is an outlier: the mean
+// of rates minus factor (population) standard deviations.
+func successRateThreshold(rates []float64, factor float64) float64 {
+	var sum float64
+	for _, r := range rates {
+		sum += r
+	}
+	mean := sum / float64(len(rates))
+	var variance float64
+	for _, r := range rates {
+		variance += (r - mean) * (r - mean)
+	}
+	variance /= float64(len(rates))
+	return mean - factor*math.Sqrt(variance)
+}
+
+// runOutlier reviews ejections every interval until ctx is cancelled or Close is called.
+func (c *Cluster) runOutlier(ctx context.Context) {
+	defer c.wg.Done()
+	tick := time.NewTicker(c.outlier.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.stop:
+			return
+		case <-tick.C:
+			c.review(c.now())
+		}
+	}
+}
