@@ -191,8 +191,8 @@ type FaultAbort struct {
 	Percent float64 `yaml:"percent" json:"percent"`
 	// Status is the HTTP status they get, 200 to 599. Required unless GRPCStatus is set.
 	Status int `yaml:"status,omitempty" json:"status,omitempty"`
-	// GRPCStatus, for gRPC requests, answers with this gRPC status code (name or number) in a
-	// trailers-only response instead of Status.
+	// GRPCStatus answers with this gRPC status code (a name such as "unavailable", or a number) in a
+	// trailers-only response. Set exactly one of Status and GRPCStatus.
 	GRPCStatus string `yaml:"grpcStatus,omitempty" json:"grpcStatus,omitempty"`
 }
 
@@ -201,7 +201,8 @@ type FaultAbort struct {
 type MirrorPolicy struct {
 	// Service names the service that receives the copies. Required.
 	Service string `yaml:"service" json:"service"`
-	// Percent is the share of requests copied, 0 to 100. Default 100.
+	// Percent is the share of requests copied, above 0 and up to 100. Default 100. (To copy
+	// nothing, remove the mirror block.)
 	Percent float64 `yaml:"percent,omitempty" json:"percent,omitempty"`
 	// MaxBodyBytes is the largest request body copied; requests with larger bodies are not
 	// mirrored. Default 65536.

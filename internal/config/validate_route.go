@@ -72,6 +72,9 @@ func (v *validator) route(s scope, r *Route) {
 	}
 	if r.Mirror != nil {
 		v.checkMirror(s.key("mirror"), r.Mirror)
+		if answered != "" {
+			s.key("mirror").errorf("has no effect: %s answers the request itself", v.where(answered))
+		}
 	}
 
 	if len(r.Backends) == 0 && answered == "" {

@@ -251,6 +251,21 @@ services: [{name: s, endpoints: [{address: 127.0.0.1:9001}]}]
 			},
 		},
 		{
+			desc: "mirror on a route that answers itself",
+			yaml: `version: 1
+listeners: [{name: web, address: 127.0.0.1:18080}]
+routes:
+  - name: r
+    filters:
+      - redirect: {scheme: https}
+    mirror: {service: s}
+services: [{name: s, endpoints: [{address: 127.0.0.1:9001}]}]
+`,
+			want: []string{
+				`DIR/gateway.yaml:7: route "r": mirror: has no effect: routes[0].filters[0] (line 6) answers the request itself`,
+			},
+		},
+		{
 			desc: "route listeners, hosts and matches",
 			yaml: `version: 1
 listeners: [{name: web, address: ":18080"}]
