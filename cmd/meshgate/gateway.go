@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/meshgate/meshgate/internal/admin"
 	"github.com/meshgate/meshgate/internal/gateway"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
+	"github.com/meshgate/meshgate/internal/proxy/policy/ratelimit"
 )
 
 func newGatewayCommand() *cobra.Command {
@@ -39,6 +41,8 @@ func runGateway(ctx context.Context, cfgPath string, log *slog.Logger, ready fun
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// The Redis client library logs failed dials itself; send them to our logger instead of stderr.
+	redis.SetLogger(ratelimit.RedisLog{Logger: log.With("component", "redis")})
 	gw := gateway.New(log, metrics.New())
 	t, err := gw.LoadFile(cfgPath)
 	if err != nil {

@@ -282,3 +282,31 @@ func TestCircuitBreakerConnectionsAndPending(t *testing.T) {
 		t.Errorf("rejections by max_pending_requests = %v, want 1", v)
 	}
 }
+
+// TestCircuitBreakerMaxRetries: with maxRetries 1, of two requests whose first attempts fail at
+// the same moment only one is retried; the other's retry is refused with circuit_open. Retries are
+// told from first attempts by the exchange's attempt count, which the retry policy sets.
+func TestCircuitBreakerMaxRetries(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	var failing atomic.Bool
+	failing.Store(true)
+	up := startUpstream(t, "up", upstreamOptions{Handler: switchable("up", &failing, delay)})
+	cfg := retryConfig("127.0.0.1:0", "{attempts: 2, on: [gateway_error], backoff: {base: 1ms, max: 2ms}, budget: {percent: 100}}", up.Addr) +
+		"    circuitBreaker: {maxRetries: 1}\n"
+	gw := startGateway(t, cfg)
+	url := baseURL(t, gw, "public") + "/x"
+	a, b := getAsync(newClient(t), url), getAsync(newClient(t), url)
+	ra, rb := <-a, <-b
+	if ra.reason() == "circuit_open" {
+		ra, rb = rb, ra
+	}
+	if ra.Status != 503 || ra.reason() != "" || rb.Status != 503 || rb.reason() != "circuit_open" {
+		t.Fatalf("got %d (%q) and %d (%q); want the upstream's 503 after a retry, and circuit_open", ra.Status, ra.reason(), rb.Status, rb.reason())
+	}
+	if n := up.Hits.Load(); n != 3 {
+		t.Fatalf("the upstream saw %d attempts, want 3 (two first attempts, one retry)", n)
+	}
+	if v, _ := metricValue(t, gw, "meshgate_circuit_breaker_rejected_total", map[string]string{"service": "app", "threshold": "max_retries"}); v != 1 {
+		t.Errorf("rejections by max_retries = %v, want 1", v)
+	}
+}

@@ -8,24 +8,28 @@ import (
 // Reason codes name why meshgate itself produced a response. They are stable: operators alert on
 // them. Each appears in the X-Meshgate-Reason response header, the access log and the metrics.
 const (
-	ReasonNoRoute             = "no_route"             // no route matched the request.
-	ReasonBadRequest          = "bad_request"          // the request was malformed.
-	ReasonBadPath             = "bad_path"             // the path could not be normalised safely.
-	ReasonHeaderTooLarge      = "header_too_large"     // the request head exceeded the size or count limit.
-	ReasonBodyTooLarge        = "body_too_large"       // the request body exceeded the limit.
-	ReasonRequestTimeout      = "request_timeout"      // the client was too slow sending the request.
-	ReasonUpstreamUnavailable = "upstream_unavailable" // no connection to any endpoint could be made.
-	ReasonNoHealthyUpstream   = "no_healthy_upstream"  // every endpoint of the service is unhealthy.
-	ReasonUpstreamTimeout     = "upstream_timeout"     // the route timeout expired waiting for the upstream.
-	ReasonUpstreamReset       = "upstream_reset"       // the upstream closed or reset the connection.
-	ReasonUpstreamProtocol    = "upstream_protocol"    // the upstream sent a malformed response.
-	ReasonDownstreamReset     = "downstream_reset"     // the client went away mid-exchange.
-	ReasonRedirect            = "redirect"             // a redirect filter answered.
-	ReasonDirectResponse      = "direct_response"      // a respond filter answered.
-	ReasonUpgradeFailed       = "upgrade_failed"       // a protocol upgrade could not be tunnelled.
-	ReasonOverloaded          = "overloaded"           // the proxy shed load.
-	ReasonInternal            = "internal_error"       // a bug: meshgate failed in a way it did not expect.
-	ReasonNoBackend           = "no_backend"           // every backend of the route has weight 0.
+	ReasonNoRoute             = "no_route"               // no route matched the request.
+	ReasonBadRequest          = "bad_request"            // the request was malformed.
+	ReasonBadPath             = "bad_path"               // the path could not be normalised safely.
+	ReasonHeaderTooLarge      = "header_too_large"       // the request head exceeded the size or count limit.
+	ReasonBodyTooLarge        = "body_too_large"         // the request body exceeded the limit.
+	ReasonRequestTimeout      = "request_timeout"        // the client was too slow sending the request.
+	ReasonUpstreamUnavailable = "upstream_unavailable"   // no connection to any endpoint could be made.
+	ReasonNoHealthyUpstream   = "no_healthy_upstream"    // every endpoint of the service is unhealthy.
+	ReasonUpstreamTimeout     = "upstream_timeout"       // the route timeout expired waiting for the upstream.
+	ReasonUpstreamReset       = "upstream_reset"         // the upstream closed or reset the connection.
+	ReasonUpstreamProtocol    = "upstream_protocol"      // the upstream sent a malformed response.
+	ReasonDownstreamReset     = "downstream_reset"       // the client went away mid-exchange.
+	ReasonRedirect            = "redirect"               // a redirect filter answered.
+	ReasonDirectResponse      = "direct_response"        // a respond filter answered.
+	ReasonUpgradeFailed       = "upgrade_failed"         // a protocol upgrade could not be tunnelled.
+	ReasonOverloaded          = "overloaded"             // the proxy shed load.
+	ReasonInternal            = "internal_error"         // a bug: meshgate failed in a way it did not expect.
+	ReasonNoBackend           = "no_backend"             // every backend of the route has weight 0.
+	ReasonRateLimited         = "rate_limited"           // a rate limit refused the request (429).
+	ReasonRateLimitDown       = "rate_limit_unavailable" // a fail-closed global rate limit could not reach its store.
+	ReasonCircuitOpen         = "circuit_open"           // the service's circuit breaker refused the request.
+	ReasonFaultInjected       = "fault_injected"         // a fault policy answered instead of the upstream.
 )
 
 // A request the HTTP/1 codec refuses carries the codec's own, more specific reason code (see package

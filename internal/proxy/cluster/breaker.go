@@ -47,11 +47,13 @@ var thresholdNames = [numThresholds]string{
 }
 
 // Breaker is a service's circuit breaker, with Envoy's thresholds: requests in flight, retries in
-// flight, requests waiting for a connection and open connections. Beyond any of them a request
-// fails at once with 503 and reason circuit_open. It also opens after ConsecutiveFailures failed
-// attempts in a row (a connect failure, reset, timeout or 5xx answer), rejects everything for
-// OpenFor, then half-opens: HalfOpenRequests probes go through and the rest are rejected; when all
-// probes succeed it closes, when one fails it opens again.
+// flight, requests waiting for a connection and open connections. Beyond the first three a request
+// fails at once with 503 and reason circuit_open; with MaxConnections open, a request waits for a
+// connection as a pending request, and fails the same way if its deadline comes first. The
+// breaker also opens after ConsecutiveFailures failed attempts in a row (a connect failure, reset,
+// timeout or 5xx answer), rejects everything for OpenFor, then half-opens: HalfOpenRequests probes
+// go through and the rest are rejected; when all probes succeed it closes, when one fails it opens
+// again.
 //
 // Admit and Done are lock-free while the breaker is closed and do not allocate. The connection
 // methods (AcquireConn, ReleaseConn, BeginPending, EndPending, ConnOverflow) are what the HTTP/1

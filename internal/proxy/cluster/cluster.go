@@ -44,9 +44,9 @@ type Options struct {
 	Metrics *Metrics
 }
 
-// Cluster is a service's endpoints, balancer and health check. Create it with New, Start it to
-// begin health checking, and Close it when no config refers to it any more. Its methods are safe
-// for concurrent use.
+// Cluster is a service's endpoints, balancer, health check, outlier detection and circuit breaker.
+// Create it with New, Start it to begin health checking and outlier reviews, and Close it when no
+// config refers to it any more. Its methods are safe for concurrent use.
 type Cluster struct {
 	name        string
 	policy      string
@@ -169,9 +169,10 @@ func (c *Cluster) Panicking() bool {
 	return c.panicking
 }
 
-// Pick chooses an endpoint in rotation for a request. hash and hasHash are the request's hash key, from
-// HashKey; only ring_hash and maglev read them, and pick at random without one. When no endpoint is
-// healthy Pick returns an error that wraps ErrNoHealthyEndpoint. Pick does not allocate.
+// Pick chooses an endpoint in rotation for a request. hash and hasHash are the request's hash
+// key, from HashKey; only ring_hash and maglev read them, and pick at random without one. When no
+// endpoint is in rotation Pick returns an error that wraps ErrNoHealthyEndpoint. Pick does not
+// allocate.
 //
 // The caller should call Begin on the endpoint before sending the request and End when the
 // exchange is over.

@@ -22,6 +22,9 @@ type service struct {
 	hashOn      *config.HashOn
 }
 
+// The HTTP/1 transport's pools enforce a circuit breaker's connection thresholds.
+var _ upstream.ConnLimiter = (*cluster.Breaker)(nil)
+
 func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*service, error) {
 	name := svc.Name
 	cm, err := cluster.NewMetrics(m.Prom)

@@ -27,7 +27,7 @@ import (
 
 // ReasonFaultInjected marks a response the fault policy produced. It belongs with the other
 // reason codes in package proxy.
-const ReasonFaultInjected = "fault_injected"
+const ReasonFaultInjected = proxy.ReasonFaultInjected
 
 // Kinds of injected fault, the "kind" label of meshgate_fault_injected_total.
 const (

@@ -163,6 +163,14 @@ func TestStoreKeepsLimiters(t *testing.T) {
 		t.Fatalf("store holds limiters of %d routes after Retain of none", n)
 	}
 
+	// A route that lost its rate limit loses its limiter at the next Retain.
+	d := mustLimiter(t, s, "d", policy(1))
+	s.Retain(map[string]bool{"d": true})
+	s.Retain(map[string]bool{"d": true}) // a reload that did not ask for d's limiter
+	if got := mustLimiter(t, s, "d", policy(1)); got == d {
+		t.Fatal("a route without a rate limit kept its limiter")
+	}
+
 	// Buckets are the limiter's: one kept across a reload keeps its state.
 	l := mustLimiter(t, s, "c", policy(0.001))
 	x, _ := newExchange("192.0.2.1")
@@ -255,6 +263,7 @@ func TestStoreSharesRedisClients(t *testing.T) {
 	}
 	// Retiring and coming back within the grace period keeps the client.
 	s.grace = time.Hour
+	mustLimiter(t, s, "a", global("127.0.0.1:1", 1)) // a reload that drops route b
 	s.Retain(map[string]bool{"a": true})
 	if _, r := clients(); r != 1 {
 		t.Fatalf("%d retiring clients, want 1", r)

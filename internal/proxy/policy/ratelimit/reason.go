@@ -1,12 +1,14 @@
 package ratelimit
 
-// Reason codes of the responses a limiter produces, stable like those of package proxy.
+import "github.com/meshgate/meshgate/internal/proxy"
+
+// Reason codes of the responses a limiter produces; they are defined with the others in package proxy.
 const (
 	// ReasonRateLimited marks a 429: the request was over its route's rate limit.
-	ReasonRateLimited = "rate_limited"
+	ReasonRateLimited = proxy.ReasonRateLimited
 	// ReasonRateLimitUnavailable marks a 503: the global limit's Redis server could not answer in
 	// time and the policy does not fail open.
-	ReasonRateLimitUnavailable = "rate_limit_unavailable"
+	ReasonRateLimitUnavailable = proxy.ReasonRateLimitDown
 )
 
 // Decisions a limiter reports through Options.OnDecision, one per request.

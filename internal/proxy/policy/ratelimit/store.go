@@ -49,11 +49,12 @@ type Store struct {
 	grace      time.Duration
 	script     *redis.Script
 
-	mu       sync.Mutex
-	closed   bool
-	limiters map[string][]*Limiter // per route, the most recently returned last
-	clients  map[clientKey]*redisClient
-	retiring map[clientKey]*retiringClient
+	mu        sync.Mutex
+	closed    bool
+	limiters  map[string][]*Limiter // per route, the most recently returned last
+	requested map[string]bool       // routes Limiter was called for since the last Retain
+	clients   map[clientKey]*redisClient
+	retiring  map[clientKey]*retiringClient
 }
 
 // retiringClient is a Redis client no limiter uses, waiting out the grace period before it closes.
@@ -81,6 +82,7 @@ func NewStore(opts Options) *Store {
 		grace:      clientGrace,
 		script:     redis.NewScript(gcraScript),
 		limiters:   map[string][]*Limiter{},
+		requested:  map[string]bool{},
 		clients:    map[clientKey]*redisClient{},
 		retiring:   map[clientKey]*retiringClient{},
 	}
@@ -119,6 +121,7 @@ func (s *Store) Limiter(route string, p *config.RateLimitPolicy) (*Limiter, erro
 	if s.closed {
 		return nil, errClosed
 	}
+	s.requested[route] = true
 	list := s.limiters[route]
 	for i, l := range list {
 		if l.fingerprint == fp {
@@ -185,10 +188,11 @@ func (s *Store) client(key clientKey, password string) *redisClient {
 	return c
 }
 
-// Retain forgets the limiters of routes not in routes, and of each route in routes keeps only the
-// limiter Limiter returned last. Call it after a new table is in force, with the names of its
-// routes that have a rate limit. A Redis client that no remaining limiter uses closes after a
-// grace period, so that requests still running on the previous table finish their calls.
+// Retain forgets the limiters of routes not in routes and of routes Limiter was not called for
+// since the previous Retain (a route whose rate limit was removed), and of each other route keeps
+// only the limiter Limiter returned last. Call it after a new table is in force, with the names of
+// its routes. A Redis client that no remaining limiter uses closes after a grace period, so that
+// requests still running on the previous table finish their calls.
 func (s *Store) Retain(routes map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -197,7 +201,7 @@ func (s *Store) Retain(routes map[string]bool) {
 	}
 	used := map[*redisClient]bool{}
 	for route, list := range s.limiters {
-		if !routes[route] {
+		if !routes[route] || !s.requested[route] {
 			delete(s.limiters, route)
 			continue
 		}
@@ -216,6 +220,7 @@ func (s *Store) Retain(routes map[string]bool) {
 		r.timer = time.AfterFunc(s.grace, func() { s.closeRetired(key, r) })
 		s.retiring[key] = r
 	}
+	clear(s.requested)
 }
 
 // closeRetired closes r's client when it is still retiring under key.
