@@ -54,7 +54,10 @@ func circuitBreakerDefaults(b *CircuitBreaker) {
 // endpoints ejected, panic below 50% usable endpoints, and the success-rate rule's defaults (5
 // hosts, 100 requests, 1.9 standard deviations) when it is set.
 func outlierDefaults(o *OutlierDetection) {
-	setDefault(&o.Consecutive5xx, defaultOutlierConsecutive5xx)
+	if o.Consecutive5xx == nil {
+		n := defaultOutlierConsecutive5xx
+		o.Consecutive5xx = &n
+	}
 	setDefault(&o.Interval, defaultOutlierInterval)
 	setDefault(&o.BaseEjectionTime, defaultOutlierBaseEjectionTime)
 	setDefault(&o.MaxEjectionTime, defaultOutlierMaxEjectionTime)
@@ -83,7 +86,9 @@ func checkCircuitBreaker(s scope, b *CircuitBreaker) {
 
 // checkOutlier checks a service's outlier detection at s (a service's "outlierDetection").
 func checkOutlier(s scope, o *OutlierDetection) {
-	resilienceCount(s.key("consecutive5xx"), o.Consecutive5xx, 0, maxResilienceCount)
+	if o.Consecutive5xx != nil {
+		resilienceCount(s.key("consecutive5xx"), *o.Consecutive5xx, 0, maxResilienceCount)
+	}
 	resilienceCount(s.key("consecutiveGatewayErrors"), o.ConsecutiveGatewayErrors, 0, maxResilienceCount)
 	resilienceDuration(s.key("interval"), o.Interval, minOutlierInterval, maxOutlierInterval)
 	resilienceDuration(s.key("baseEjectionTime"), o.BaseEjectionTime, time.Millisecond, maxResilienceDuration)

@@ -506,7 +506,7 @@ type CircuitBreaker struct {
 type OutlierDetection struct {
 	// Consecutive5xx ejects an endpoint after this many 5xx answers (or connect failures and
 	// resets) in a row. Default 5; 0 turns it off.
-	Consecutive5xx int `yaml:"consecutive5xx,omitempty" json:"consecutive5xx,omitempty"`
+	Consecutive5xx *int `yaml:"consecutive5xx,omitempty" json:"consecutive5xx,omitempty"`
 	// ConsecutiveGatewayErrors ejects an endpoint after this many 502, 503 or 504 answers (or
 	// connect failures and resets) in a row. Default 0: off.
 	ConsecutiveGatewayErrors int `yaml:"consecutiveGatewayErrors,omitempty" json:"consecutiveGatewayErrors,omitempty"`

@@ -71,7 +71,7 @@ type hostStats struct {
 // newOutlier returns the detector od configures for n endpoints; zero fields take the defaults.
 func newOutlier(service string, od *config.OutlierDetection, eps []*Endpoint, m *Metrics) *outlier {
 	o := &outlier{
-		consecutive5xx: int64(od.Consecutive5xx),
+		consecutive5xx: int64(intOr(od.Consecutive5xx, DefaultConsecutive5xx)),
 		consecutiveGW:  int64(max(od.ConsecutiveGatewayErrors, 0)),
 		interval:       od.Interval,
 		base:           od.BaseEjectionTime,
@@ -315,4 +315,12 @@ func (c *Cluster) runOutlier(ctx context.Context) {
 			c.review(c.now())
 		}
 	}
+}
+
+// intOr returns *p, or def when p is nil (a policy built in Go without config defaults).
+func intOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
 }

@@ -69,7 +69,7 @@ func inRotation(c *Cluster) string {
 func intp(n int) *int { return &n }
 
 func TestOutlierConsecutive5xx(t *testing.T) {
-	c, _ := outlierCluster(t, 3, &config.OutlierDetection{Consecutive5xx: 3, MaxEjectionPercent: 50}, nil)
+	c, _ := outlierCluster(t, 3, &config.OutlierDetection{Consecutive5xx: intp(3), MaxEjectionPercent: 50}, nil)
 	bad := c.Endpoints()[1]
 	steps := []struct {
 		status int
@@ -106,7 +106,7 @@ func TestOutlierConsecutive5xx(t *testing.T) {
 }
 
 func TestOutlierConsecutiveGatewayErrors(t *testing.T) {
-	c, _ := outlierCluster(t, 3, &config.OutlierDetection{Consecutive5xx: 100, ConsecutiveGatewayErrors: 2, MaxEjectionPercent: 50}, nil)
+	c, _ := outlierCluster(t, 3, &config.OutlierDetection{Consecutive5xx: intp(100), ConsecutiveGatewayErrors: 2, MaxEjectionPercent: 50}, nil)
 	ep := c.Endpoints()[0]
 	c.Report(ep, 503, false)
 	c.Report(ep, 500, false) // a 5xx that is not a gateway error resets the gateway count
@@ -122,7 +122,7 @@ func TestOutlierConsecutiveGatewayErrors(t *testing.T) {
 
 func TestOutlierEjectionTimeGrowsAndDecays(t *testing.T) {
 	od := &config.OutlierDetection{
-		Consecutive5xx: 1, Interval: time.Second, BaseEjectionTime: 10 * time.Second,
+		Consecutive5xx: intp(1), Interval: time.Second, BaseEjectionTime: 10 * time.Second,
 		MaxEjectionTime: 25 * time.Second, MaxEjectionPercent: 100, PanicThreshold: intp(0),
 	}
 	c, clk := outlierCluster(t, 2, od, nil)
@@ -181,7 +181,7 @@ func TestOutlierMaxEjectionPercent(t *testing.T) {
 		{"all", 3, 100, 3},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			c, _ := outlierCluster(t, tc.endpoints, &config.OutlierDetection{Consecutive5xx: 1, MaxEjectionPercent: tc.percent, PanicThreshold: intp(0)}, nil)
+			c, _ := outlierCluster(t, tc.endpoints, &config.OutlierDetection{Consecutive5xx: intp(1), MaxEjectionPercent: tc.percent, PanicThreshold: intp(0)}, nil)
 			for _, ep := range c.Endpoints() {
 				c.Report(ep, 500, false)
 			}
@@ -237,7 +237,7 @@ func TestOutlierSuccessRate(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			sr := &config.SuccessRateOutlier{MinimumHosts: 5, RequestVolume: 20, StdevFactor: tc.factor}
-			od := &config.OutlierDetection{Consecutive5xx: 1000, SuccessRate: sr, MaxEjectionPercent: 100, Interval: time.Second}
+			od := &config.OutlierDetection{Consecutive5xx: intp(1000), SuccessRate: sr, MaxEjectionPercent: 100, Interval: time.Second}
 			c, clk := outlierCluster(t, 5, od, nil)
 			for i, ok := range tc.success {
 				ep := c.Endpoints()[i]
@@ -267,7 +267,7 @@ func TestOutlierSuccessRate(t *testing.T) {
 }
 
 func TestPanicThreshold(t *testing.T) {
-	od := &config.OutlierDetection{Consecutive5xx: 1, MaxEjectionPercent: 100} // panic threshold: default 50
+	od := &config.OutlierDetection{Consecutive5xx: intp(1), MaxEjectionPercent: 100} // panic threshold: default 50
 	c, _ := outlierCluster(t, 4, od, nil)
 	eps := c.Endpoints()
 	c.Report(eps[0], 500, false)
@@ -294,7 +294,7 @@ func TestPanicThreshold(t *testing.T) {
 }
 
 func TestPanicThresholdOff(t *testing.T) {
-	c, _ := outlierCluster(t, 2, &config.OutlierDetection{Consecutive5xx: 1, MaxEjectionPercent: 100, PanicThreshold: intp(0)}, nil)
+	c, _ := outlierCluster(t, 2, &config.OutlierDetection{Consecutive5xx: intp(1), MaxEjectionPercent: 100, PanicThreshold: intp(0)}, nil)
 	c.Report(c.Endpoints()[0], 500, false)
 	c.Report(c.Endpoints()[1], 500, false)
 	if _, err := c.Pick(0, false); err == nil || c.Panicking() {
@@ -317,7 +317,7 @@ func TestNoOutlierDetectionMeansNoPanicMode(t *testing.T) {
 }
 
 func TestOutlierWithHealthChecks(t *testing.T) {
-	c, clk := outlierCluster(t, 3, &config.OutlierDetection{Consecutive5xx: 1, MaxEjectionPercent: 100,
+	c, clk := outlierCluster(t, 3, &config.OutlierDetection{Consecutive5xx: intp(1), MaxEjectionPercent: 100,
 		Interval: time.Second, BaseEjectionTime: 5 * time.Second, PanicThreshold: intp(0)}, nil)
 	c.Report(c.Endpoints()[0], 500, false)
 	c.setHealth(0, false)
@@ -333,7 +333,7 @@ func TestOutlierWithHealthChecks(t *testing.T) {
 
 func TestOutlierReviewLoop(t *testing.T) {
 	svc := service(config.LBRoundRobin, endpoints(3)...)
-	svc.OutlierDetection = &config.OutlierDetection{Consecutive5xx: 2, Interval: 10 * time.Millisecond, BaseEjectionTime: 50 * time.Millisecond}
+	svc.OutlierDetection = &config.OutlierDetection{Consecutive5xx: intp(2), Interval: 10 * time.Millisecond, BaseEjectionTime: 50 * time.Millisecond}
 	c := mustNew(t, svc, Options{})
 	ctx := t.Context()
 	c.Start(ctx)
@@ -352,7 +352,7 @@ func TestOutlierReviewLoop(t *testing.T) {
 }
 
 func TestOutlierConcurrentReports(t *testing.T) {
-	c, clk := outlierCluster(t, 4, &config.OutlierDetection{Consecutive5xx: 5, MaxEjectionPercent: 50,
+	c, clk := outlierCluster(t, 4, &config.OutlierDetection{Consecutive5xx: intp(5), MaxEjectionPercent: 50,
 		SuccessRate: &config.SuccessRateOutlier{MinimumHosts: 2, RequestVolume: 10, StdevFactor: 1}, Interval: time.Second}, nil)
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -389,7 +389,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil || again.Ejected != m.Ejected || again.BreakerRejected != m.BreakerRejected {
 		t.Fatalf("second NewMetrics on one registry: %v, shared %v", err, again.Ejected == m.Ejected)
 	}
-	c, clk := outlierCluster(t, 3, &config.OutlierDetection{Consecutive5xx: 2, Interval: time.Second, BaseEjectionTime: time.Second}, m)
+	c, clk := outlierCluster(t, 3, &config.OutlierDetection{Consecutive5xx: intp(2), Interval: time.Second, BaseEjectionTime: time.Second}, m)
 	ep := c.Endpoints()[1]
 	c.Report(ep, 500, false)
 	c.Report(ep, 500, false)

@@ -1,5 +1,8 @@
 package cluster
 
+import "github.com/meshgate/meshgate/internal/proxy"
+
 // ReasonCircuitOpen is the reason code of a request a circuit breaker refused (503): a threshold
-// of the service was reached, or the breaker is open after consecutive failures.
-const ReasonCircuitOpen = "circuit_open"
+// of the service was reached, or the breaker is open after consecutive failures. It is
+// proxy.ReasonCircuitOpen.
+const ReasonCircuitOpen = proxy.ReasonCircuitOpen
