@@ -162,9 +162,8 @@ func (l *Listener) serveConn(c net.Conn) {
 	defer l.connDone()
 	l.track(c, true, false)
 	defer l.track(c, false, false)
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
+	// Go's accepted TCP connections already have TCP_NODELAY; idle and request timeouts, not TCP
+	// keep-alive probes, find dead clients (the listener is bound without them).
 	s := l.settings.Load()
 	peer := addrPort(c.RemoteAddr())
 	switch l.protocol {
