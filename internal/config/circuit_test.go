@@ -6,31 +6,21 @@ import (
 	"time"
 )
 
-// circuitErrors parses doc, applies the defaults (the config's and the circuit-breaker and
-// outlier-detection ones) and runs their validators on every service that sets them, returning
-// the error lines.
+// circuitErrors returns the errors of the circuit-breaker and outlier-detection validators on
+// every service of doc that sets them (see policyErrors).
 func circuitErrors(t *testing.T, doc string) []string {
-	t.Helper()
-	c, err := Parse("gateway.yaml", []byte(doc))
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	ApplyDefaults(c)
-	v := &validator{c: c}
-	for i := range c.Services {
-		svc := &c.Services[i]
-		s := v.object(pathIndex("services", i), svc.Name)
-		if svc.CircuitBreaker != nil {
-			circuitBreakerDefaults(svc.CircuitBreaker)
-			checkCircuitBreaker(s.key("circuitBreaker"), svc.CircuitBreaker)
+	return policyErrors(t, doc, func(v *validator, c *Config) {
+		for i := range c.Services {
+			svc := &c.Services[i]
+			s := v.object(pathIndex("services", i), svc.Name)
+			if svc.CircuitBreaker != nil {
+				checkCircuitBreaker(s.key("circuitBreaker"), svc.CircuitBreaker)
+			}
+			if svc.OutlierDetection != nil {
+				checkOutlier(s.key("outlierDetection"), svc.OutlierDetection)
+			}
 		}
-		if svc.OutlierDetection != nil {
-			outlierDefaults(svc.OutlierDetection)
-			checkOutlier(s.key("outlierDetection"), svc.OutlierDetection)
-		}
-	}
-	v.errs.sortByLine()
-	return errorLines(v.errs.err())
+	})
 }
 
 func TestCircuitDefaults(t *testing.T) {

@@ -9,6 +9,22 @@ import (
 	"time"
 )
 
+// policyErrors parses doc, applies the defaults (policies' included) and runs check, the
+// validators of one kind of policy, returning the error lines sorted by line. Unlike Validate it
+// checks nothing else, so a table can show one policy's errors without a complete config around it.
+func policyErrors(t *testing.T, doc string, check func(v *validator, c *Config)) []string {
+	t.Helper()
+	c, err := Parse("gateway.yaml", []byte(doc))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	ApplyDefaults(c)
+	v := &validator{c: c}
+	check(v, c)
+	v.errs.sortByLine()
+	return errorLines(v.errs.err())
+}
+
 // errorLines returns the lines of err, or nil when err is nil.
 func errorLines(err error) []string {
 	if err == nil {

@@ -7,32 +7,23 @@ import (
 	"time"
 )
 
-// faultMirrorErrors parses doc, applies the defaults (the config's and the fault and mirror
-// policies'), checks the services (whose names mirror policies refer to) and runs the fault and
-// mirror validators on every route that has a policy, returning the error lines.
+// faultMirrorErrors returns the errors of the fault and mirror validators on every route of doc
+// that sets them, after the services (whose names mirror policies refer to) were checked (see
+// policyErrors).
 func faultMirrorErrors(t *testing.T, doc string) []string {
-	t.Helper()
-	c, err := Parse("gateway.yaml", []byte(doc))
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	ApplyDefaults(c)
-	v := &validator{c: c}
-	v.serviceList()
-	for i := range c.Routes {
-		r := &c.Routes[i]
-		s := v.object(pathIndex("routes", i), r.Name)
-		if r.Fault != nil {
-			faultDefaults(r.Fault)
-			checkFault(s.key("fault"), r.Fault)
+	return policyErrors(t, doc, func(v *validator, c *Config) {
+		v.serviceList()
+		for i := range c.Routes {
+			r := &c.Routes[i]
+			s := v.object(pathIndex("routes", i), r.Name)
+			if r.Fault != nil {
+				checkFault(s.key("fault"), r.Fault)
+			}
+			if r.Mirror != nil {
+				v.checkMirror(s.key("mirror"), r.Mirror)
+			}
 		}
-		if r.Mirror != nil {
-			mirrorDefaults(r.Mirror)
-			v.checkMirror(s.key("mirror"), r.Mirror)
-		}
-	}
-	v.errs.sortByLine()
-	return errorLines(v.errs.err())
+	})
 }
 
 func TestValidateFaultAndMirror(t *testing.T) {

@@ -9,26 +9,16 @@ import (
 	"time"
 )
 
-// rateLimitErrors parses doc, applies the defaults (the config's and the rate-limit policies')
-// and runs the rate-limit validator on every route that has a policy, returning the error lines.
+// rateLimitErrors returns the errors of the rate-limit validator on every route of doc that sets
+// a policy (see policyErrors).
 func rateLimitErrors(t *testing.T, doc string) []string {
-	t.Helper()
-	c, err := Parse("gateway.yaml", []byte(doc))
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	ApplyDefaults(c)
-	v := &validator{c: c}
-	for i := range c.Routes {
-		r := &c.Routes[i]
-		if r.RateLimit == nil {
-			continue
+	return policyErrors(t, doc, func(v *validator, c *Config) {
+		for i := range c.Routes {
+			if r := &c.Routes[i]; r.RateLimit != nil {
+				v.rateLimit(v.object(pathIndex("routes", i), r.Name).key("rateLimit"), r.RateLimit)
+			}
 		}
-		defaultRateLimit(r.RateLimit)
-		v.rateLimit(v.object(pathIndex("routes", i), r.Name).key("rateLimit"), r.RateLimit)
-	}
-	v.errs.sortByLine()
-	return errorLines(v.errs.err())
+	})
 }
 
 func TestValidateRateLimit(t *testing.T) {
