@@ -49,6 +49,18 @@ func circuitBreakerDefaults(b *CircuitBreaker) {
 	setDefault(&b.HalfOpenRequests, defaultBreakerHalfOpenRequests)
 }
 
+// WithDefaults returns a copy of o with every unset field at its default, for code that builds a
+// policy in Go rather than loading it (a loaded config has its defaults already). It shares no
+// memory that a later change to either copy would show through.
+func (o OutlierDetection) WithDefaults() OutlierDetection {
+	if o.SuccessRate != nil {
+		sr := *o.SuccessRate
+		o.SuccessRate = &sr
+	}
+	outlierDefaults(&o)
+	return o
+}
+
 // outlierDefaults fills the defaults of a service's outlier detection: ejection after 5
 // consecutive 5xx, a 10s review interval, 30s base and 300s maximum ejection, at most 10% of
 // endpoints ejected, panic below 50% usable endpoints, and the success-rate rule's defaults (5

@@ -118,9 +118,10 @@ func New(svc *config.Service, opts Options) (*Cluster, error) {
 		c.endpoints[i] = &Endpoint{Address: e.Address, Weight: max(e.Weight, 1), index: i}
 		addrs[i] = e.Address
 	}
-	if od := svc.OutlierDetection; od != nil {
-		c.outlier = newOutlier(svc.Name, od, c.endpoints, opts.Metrics)
-		c.panicAt = panicThreshold(od)
+	if svc.OutlierDetection != nil {
+		od := svc.OutlierDetection.WithDefaults()
+		c.outlier = newOutlier(svc.Name, &od, c.endpoints, opts.Metrics)
+		c.panicAt = *od.PanicThreshold
 	}
 	if cb := svc.CircuitBreaker; cb != nil {
 		c.breaker = newBreaker(svc.Name, cb, log, opts.Metrics)

@@ -11,19 +11,6 @@ import (
 	"github.com/meshgate/meshgate/internal/config"
 )
 
-// Outlier-detection defaults, applied to zero fields of config.OutlierDetection.
-const (
-	DefaultConsecutive5xx     = 5
-	DefaultOutlierInterval    = 10 * time.Second
-	DefaultBaseEjectionTime   = 30 * time.Second
-	DefaultMaxEjectionTime    = 300 * time.Second
-	DefaultMaxEjectionPercent = 10
-	DefaultPanicThreshold     = 50
-	DefaultMinimumHosts       = 5
-	DefaultRequestVolume      = 100
-	DefaultStdevFactor        = 1.9
-)
-
 // outlier is a cluster's outlier detector, as Envoy's: it ejects an endpoint at once when it
 // reaches Consecutive5xx or ConsecutiveGatewayErrors failures in a row, and at every review
 // (each Interval) ejects the endpoints whose success rate over the interval fell below the mean
@@ -68,44 +55,17 @@ type hostStats struct {
 	unejectedAt time.Time // when the last ejection ended; zero before the first
 }
 
-// newOutlier returns the detector od configures for n endpoints; zero fields take the defaults.
+// newOutlier returns the detector od (with its defaults applied) configures for the endpoints.
 func newOutlier(service string, od *config.OutlierDetection, eps []*Endpoint, m *Metrics) *outlier {
 	o := &outlier{
-		consecutive5xx: int64(intOr(od.Consecutive5xx, DefaultConsecutive5xx)),
+		consecutive5xx: int64(*od.Consecutive5xx),
 		consecutiveGW:  int64(max(od.ConsecutiveGatewayErrors, 0)),
 		interval:       od.Interval,
 		base:           od.BaseEjectionTime,
 		maxTime:        od.MaxEjectionTime,
 		maxPercent:     od.MaxEjectionPercent,
+		successRate:    od.SuccessRate,
 		hosts:          make([]hostStats, len(eps)),
-	}
-	if o.consecutive5xx <= 0 {
-		o.consecutive5xx = DefaultConsecutive5xx
-	}
-	if o.interval <= 0 {
-		o.interval = DefaultOutlierInterval
-	}
-	if o.base <= 0 {
-		o.base = DefaultBaseEjectionTime
-	}
-	if o.maxTime <= 0 {
-		o.maxTime = DefaultMaxEjectionTime
-	}
-	if o.maxPercent <= 0 {
-		o.maxPercent = DefaultMaxEjectionPercent
-	}
-	if sr := od.SuccessRate; sr != nil {
-		s := *sr
-		if s.MinimumHosts <= 0 {
-			s.MinimumHosts = DefaultMinimumHosts
-		}
-		if s.RequestVolume <= 0 {
-			s.RequestVolume = DefaultRequestVolume
-		}
-		if !(s.StdevFactor > 0) {
-			s.StdevFactor = DefaultStdevFactor
-		}
-		o.successRate = &s
 	}
 	if m != nil {
 		for i, r := range ejectReasons {
@@ -118,14 +78,6 @@ func newOutlier(service string, od *config.OutlierDetection, eps []*Endpoint, m 
 		}
 	}
 	return o
-}
-
-// panicThreshold returns the panic threshold od configures: the default when unset.
-func panicThreshold(od *config.OutlierDetection) int {
-	if od.PanicThreshold == nil {
-		return DefaultPanicThreshold
-	}
-	return *od.PanicThreshold
 }
 
 // ejectionTime returns how long an ejection with multiplier n lasts.
@@ -315,12 +267,4 @@ func (c *Cluster) runOutlier(ctx context.Context) {
 			c.review(c.now())
 		}
 	}
-}
-
-// intOr returns *p, or def when p is nil (a policy built in Go without config defaults).
-func intOr(p *int, def int) int {
-	if p == nil {
-		return def
-	}
-	return *p
 }

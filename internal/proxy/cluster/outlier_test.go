@@ -68,6 +68,19 @@ func inRotation(c *Cluster) string {
 
 func intp(n int) *int { return &n }
 
+// TestOutlierConsecutive5xxOff: consecutive5xx 0 turns the rule off, as documented, instead of
+// falling back to the default.
+func TestOutlierConsecutive5xxOff(t *testing.T) {
+	c, _ := outlierCluster(t, 3, &config.OutlierDetection{Consecutive5xx: intp(0), MaxEjectionPercent: 50}, nil)
+	bad := c.Endpoints()[1]
+	for i := 0; i < 20; i++ {
+		c.Report(bad, 500, false)
+	}
+	if got := inRotation(c); got != "[0 1 2]" {
+		t.Fatalf("after 20 consecutive 5xx with the rule off, in rotation %s, want [0 1 2]", got)
+	}
+}
+
 func TestOutlierConsecutive5xx(t *testing.T) {
 	c, _ := outlierCluster(t, 3, &config.OutlierDetection{Consecutive5xx: intp(3), MaxEjectionPercent: 50}, nil)
 	bad := c.Endpoints()[1]
