@@ -37,6 +37,13 @@ const (
 	maxStdevFactor = 100.0
 )
 
+// WithDefaults returns a copy of b with every unset field at its default, for code that builds a
+// policy in Go rather than loading it (a loaded config has its defaults already).
+func (b CircuitBreaker) WithDefaults() CircuitBreaker {
+	circuitBreakerDefaults(&b)
+	return b
+}
+
 // circuitBreakerDefaults fills the defaults of a service's circuit breaker: 1024 connections,
 // pending requests and requests, 3 retries, no consecutive-failure trip (and, for when one is
 // set, 10s open and 1 half-open probe).

@@ -13,16 +13,6 @@ import (
 	"github.com/meshgate/meshgate/internal/proxy"
 )
 
-// Breaker defaults, applied to zero fields of config.CircuitBreaker.
-const (
-	DefaultMaxConnections     = 1024
-	DefaultMaxPendingRequests = 1024
-	DefaultMaxRequests        = 1024
-	DefaultMaxRetries         = 3
-	DefaultOpenFor            = 10 * time.Second
-	DefaultHalfOpenRequests   = 1
-)
-
 // Breaker states.
 const (
 	breakerClosed int32 = iota
@@ -90,28 +80,20 @@ type Ticket struct {
 	epoch uint64
 }
 
-// newBreaker returns the breaker cb configures for service; zero fields take the defaults.
+// newBreaker returns the breaker cb configures for service; unset fields take the config's defaults.
 func newBreaker(service string, cb *config.CircuitBreaker, log *slog.Logger, m *Metrics) *Breaker {
-	orDefault := func(v, d int) int64 {
-		if v <= 0 {
-			return int64(d)
-		}
-		return int64(v)
-	}
+	d := cb.WithDefaults()
 	b := &Breaker{
 		service:     service,
 		log:         log,
 		now:         time.Now,
-		maxRequests: orDefault(cb.MaxRequests, DefaultMaxRequests),
-		maxRetries:  orDefault(cb.MaxRetries, DefaultMaxRetries),
-		maxPending:  orDefault(cb.MaxPendingRequests, DefaultMaxPendingRequests),
-		maxConns:    orDefault(cb.MaxConnections, DefaultMaxConnections),
-		trip:        int64(max(cb.ConsecutiveFailures, 0)),
-		openFor:     cb.OpenFor,
-		probes:      int(orDefault(cb.HalfOpenRequests, DefaultHalfOpenRequests)),
-	}
-	if b.openFor <= 0 {
-		b.openFor = DefaultOpenFor
+		maxRequests: int64(d.MaxRequests),
+		maxRetries:  int64(d.MaxRetries),
+		maxPending:  int64(d.MaxPendingRequests),
+		maxConns:    int64(d.MaxConnections),
+		trip:        int64(max(d.ConsecutiveFailures, 0)),
+		openFor:     d.OpenFor,
+		probes:      d.HalfOpenRequests,
 	}
 	limits := [numThresholds]string{
 		thMaxRequests:    fmt.Sprintf("maxRequests (%d) requests in flight", b.maxRequests),
