@@ -525,21 +525,26 @@ func (t *HTTP1) Forward(x *proxy.Exchange, addr string) error {
 	}
 	// On a reused connection keep a small body, so the request can be sent again if the
 	// connection turns out to have been closed by the upstream.
-	var replay *[]byte
-	if uc.reused && x.Body != nil && x.Req.ContentLength > 0 && x.Req.ContentLength <= maxReplayBytes {
-		if replay, err = readReplay(x); err != nil {
+	// A body that can rewind (one a retry policy already buffered) needs no copy of its own.
+	rewind, _ := x.Body.(io.Seeker)
+	if rewind == nil && uc.reused && x.Body != nil && x.Req.ContentLength > 0 && x.Req.ContentLength <= maxReplayBytes {
+		replay, err := readReplay(x)
+		if err != nil {
 			uc.pool.put(uc)
 			return err
 		}
 		defer replayBufs.Put(replay)
+		rewind = x.Body.(io.Seeker)
 	}
 	retry, err := t.exchange(x, uc)
 	// A pooled connection the upstream closed while idle fails before any response byte. Such a
 	// request never reached the application: send it again, once, on a new connection, when its
 	// body can be replayed.
-	if err != nil && retry && uc.reused && (x.Body == nil || replay != nil) {
-		if replay != nil {
-			x.Body = bytes.NewReader(*replay)
+	if err != nil && retry && uc.reused && (x.Body == nil || rewind != nil) {
+		if rewind != nil {
+			if _, serr := rewind.Seek(0, io.SeekStart); serr != nil {
+				return err
+			}
 			x.BytesIn = 0
 		}
 		if uc, err = p.dial(x.Deadline); err != nil {
