@@ -103,7 +103,7 @@ routes:
 listener:
   - name: web
 `,
-			want: []string{`gateway.yaml:2: unknown field "listener"; valid fields are version, admin, accessLog, listeners, routes, services`},
+			want: []string{`gateway.yaml:2: unknown field "listener"; valid fields are version, admin, accessLog, listeners, routes, services, authenticators, consumers, plans`},
 		},
 		{
 			desc: "unknown fields deep inside objects, all reported",
@@ -125,7 +125,7 @@ services:
       tcp: {port: 80}
 `,
 			want: []string{
-				`gateway.yaml:4: listener "web": unknown field "adress"; valid fields are name, address, protocol, tls, timeouts, limits, trustedProxies, paths`,
+				`gateway.yaml:4: listener "web": unknown field "adress"; valid fields are name, address, protocol, tls, timeouts, limits, trustedProxies, paths, security`,
 				`gateway.yaml:8: route "users-api": match[0].path: unknown field "prefx"; valid fields are exact, prefix, regex`,
 				`gateway.yaml:11: route "users-api": backends[0]: unknown field "wieght"; valid fields are service, weight`,
 				`gateway.yaml:16: service "users": healthCheck.tcp: unknown field "port"; this mapping takes no fields`,
@@ -138,7 +138,7 @@ routes:
   - backends: [{service: a}]
     hostz: [a.example]
 `,
-			want: []string{`gateway.yaml:4: routes[0]: unknown field "hostz"; valid fields are name, listeners, hosts, match, filters, backends, timeout, retry, rateLimit, fault, mirror`},
+			want: []string{`gateway.yaml:4: routes[0]: unknown field "hostz"; valid fields are name, listeners, hosts, match, filters, backends, timeout, retry, rateLimit, fault, mirror, auth, authz, ipAccess, cors, maxBodyBytes, streamIdleTimeout`},
 		},
 		{
 			desc: "wrong types",

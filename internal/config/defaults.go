@@ -19,6 +19,7 @@ func ApplyDefaults(c *Config) {
 	for i := range c.Services {
 		serviceDefaults(&c.Services[i])
 	}
+	securityDefaults(c)
 }
 
 // setDefault sets *p to v when *p is the zero value.
@@ -34,6 +35,9 @@ func listenerDefaults(l *Listener) {
 	setDefault(&l.Protocol, ProtocolHTTP)
 	if l.TLS != nil {
 		setDefault(&l.TLS.MinVersion, "1.2")
+		if l.TLS.ClientCA != "" {
+			setDefault(&l.TLS.ClientAuth, defaultClientAuthWithCA)
+		}
 	}
 	setDefault(&l.Timeouts.ReadHeader, 10*time.Second)
 	setDefault(&l.Timeouts.Idle, 60*time.Second)
@@ -77,6 +81,7 @@ func routeDefaults(r *Route) {
 	if r.Mirror != nil {
 		mirrorDefaults(r.Mirror)
 	}
+	routeSecurityDefaults(r)
 }
 
 // retryDefaults fills the defaults of a retry policy.
@@ -97,6 +102,9 @@ func filterDefaults(f *Filter) {
 	if f.Redirect != nil {
 		setDefault(&f.Redirect.Status, 302)
 	}
+	if f.SecurityHeaders != nil {
+		securityHeadersDefaults(f.SecurityHeaders)
+	}
 	if f.Respond != nil {
 		setDefault(&f.Respond.Status, 200)
 		if f.Respond.Body != "" {
@@ -112,6 +120,9 @@ func serviceDefaults(s *Service) {
 	}
 	if s.OutlierDetection != nil {
 		outlierDefaults(s.OutlierDetection)
+	}
+	if s.AdaptiveConcurrency != nil {
+		adaptiveDefaults(s.AdaptiveConcurrency)
 	}
 	setDefault(&s.Protocol, UpstreamHTTP1)
 	for i := range s.Endpoints {

@@ -16,7 +16,7 @@ func TestApplyDefaults(t *testing.T) {
 		{
 			desc: "empty config",
 			in:   Config{},
-			want: Config{Admin: Admin{Address: "127.0.0.1:9901"}, AccessLog: AccessLog{Path: "stdout"}},
+			want: Config{Admin: Admin{Address: "127.0.0.1:9901", AuditLog: "off"}, AccessLog: AccessLog{Path: "stdout"}},
 		},
 		{
 			desc: "every default",
@@ -37,7 +37,7 @@ func TestApplyDefaults(t *testing.T) {
 				}},
 			},
 			want: Config{
-				Admin:     Admin{Address: "127.0.0.1:9901"},
+				Admin:     Admin{Address: "127.0.0.1:9901", AuditLog: "off"},
 				AccessLog: AccessLog{Path: "stdout"},
 				Listeners: []Listener{{
 					Name:     "l",
@@ -51,6 +51,8 @@ func TestApplyDefaults(t *testing.T) {
 						Name:     "r",
 						Match:    []RouteMatch{{Path: &PathMatch{Prefix: "/"}}},
 						Backends: []Backend{{Service: "s", Weight: ptr(1)}},
+
+						StreamIdleTimeout: ptr(5 * time.Minute),
 					},
 					{
 						Name:  "answers",
@@ -60,6 +62,7 @@ func TestApplyDefaults(t *testing.T) {
 							{Respond: &Respond{Status: 200}},
 							{Respond: &Respond{Status: 200, Body: "hi", ContentType: "text/plain; charset=utf-8"}},
 						},
+						StreamIdleTimeout: ptr(5 * time.Minute),
 					},
 				},
 				Services: []Service{{
@@ -88,7 +91,7 @@ func TestApplyDefaults(t *testing.T) {
 				Services:  []Service{{Protocol: "grpc", LoadBalancer: LoadBalancer{Policy: "random"}, Pool: ConnectionPool{MaxIdlePerEndpoint: 1}}},
 			},
 			want: Config{
-				Admin:     Admin{Address: "off"},
+				Admin:     Admin{Address: "off", AuditLog: "off"},
 				AccessLog: AccessLog{Path: "off"},
 				Listeners: []Listener{{
 					Protocol: "h2c",
@@ -99,6 +102,8 @@ func TestApplyDefaults(t *testing.T) {
 					Match:    []RouteMatch{{Path: &PathMatch{Prefix: "/"}}},
 					Backends: []Backend{{Weight: ptr(0)}},
 					Timeout:  ptr(time.Duration(0)),
+
+					StreamIdleTimeout: ptr(5 * time.Minute),
 				}},
 				Services: []Service{{
 					Protocol:     "grpc",

@@ -98,8 +98,8 @@ func checkRate(s scope, rate float64) {
 
 // checkRateLimitKey checks what a limit counts separately: at most one of clientIP and header.
 func checkRateLimitKey(s scope, k RateLimitKey) {
-	if k.ClientIP && k.Header != "" {
-		s.errorf("set at most one of clientIP and header")
+	if n := btoi(k.ClientIP) + btoi(k.Header != "") + btoi(k.Consumer); n > 1 {
+		s.errorf("set at most one of clientIP, header and consumer")
 	}
 	if k.Header != "" && !isToken(k.Header) {
 		s.key("header").errorf("%q is not a valid header name", k.Header)
@@ -119,4 +119,12 @@ func isEnvName(s string) bool {
 		}
 	}
 	return true
+}
+
+// btoi is 1 for true and 0 for false.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -21,6 +21,13 @@ type Config struct {
 	Routes []Route `yaml:"routes" json:"routes"`
 	// Services are the upstream services routes send traffic to.
 	Services []Service `yaml:"services" json:"services"`
+	// Authenticators are the named ways of establishing who is calling; routes list the ones
+	// they accept.
+	Authenticators []Authenticator `yaml:"authenticators,omitempty" json:"authenticators,omitempty"`
+	// Consumers are the named API clients authentication recognises.
+	Consumers []Consumer `yaml:"consumers,omitempty" json:"consumers,omitempty"`
+	// Plans are named per-consumer rate limits and quotas that consumers subscribe to.
+	Plans []Plan `yaml:"plans,omitempty" json:"plans,omitempty"`
 
 	// Source records where this config came from, for error messages. It is not part of the file.
 	Source Source `yaml:"-" json:"-"`
@@ -33,6 +40,16 @@ type Admin struct {
 	Address string `yaml:"address" json:"address"`
 	// Pprof exposes Go's /debug/pprof handlers on the admin listener. Default false.
 	Pprof bool `yaml:"pprof" json:"pprof"`
+	// TokenEnv names an environment variable holding a bearer token that every admin request
+	// must send ("Authorization: Bearer TOKEN"). Required (or TLS with a client CA) when Address
+	// is not a loopback address. Default: none.
+	TokenEnv string `yaml:"tokenEnv,omitempty" json:"tokenEnv,omitempty"`
+	// TLS serves the admin API over HTTPS; with clientCA set, clients must present a
+	// certificate signed by it (mTLS).
+	TLS *ListenerTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// AuditLog is the file every config change through the admin API or a reload is appended to
+	// (who, when, old and new version), one JSON line each. Default "off".
+	AuditLog string `yaml:"auditLog,omitempty" json:"auditLog,omitempty"`
 }
 
 // AccessLog configures the access log: one JSON line per request.
@@ -70,6 +87,8 @@ type Listener struct {
 	TrustedProxies []string `yaml:"trustedProxies,omitempty" json:"trustedProxies,omitempty"`
 	// Paths controls how request paths are normalised before matching.
 	Paths PathNormalization `yaml:"paths" json:"paths"`
+	// Security holds the listener's edge security settings.
+	Security ListenerSecurity `yaml:"security" json:"security"`
 }
 
 // ListenerTLS configures TLS termination on a listener.
@@ -79,6 +98,17 @@ type ListenerTLS struct {
 	Certificates []Certificate `yaml:"certificates" json:"certificates"`
 	// MinVersion is the lowest TLS version accepted: "1.2" (default) or "1.3".
 	MinVersion string `yaml:"minVersion,omitempty" json:"minVersion,omitempty"`
+	// CipherSuites limits the TLS 1.2 cipher suites, by Go name (for example
+	// "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"). TLS 1.3 suites are not configurable. Default:
+	// Go's secure defaults.
+	CipherSuites []string `yaml:"cipherSuites,omitempty" json:"cipherSuites,omitempty"`
+	// ClientCA is a PEM file of the certificate authorities client certificates are verified
+	// against. When set, clients may present a certificate (see ClientAuth). Relative paths are
+	// relative to the config file's directory.
+	ClientCA string `yaml:"clientCA,omitempty" json:"clientCA,omitempty"`
+	// ClientAuth is "optional" (default with ClientCA: a certificate, when sent, must verify) or
+	// "require" (every connection must present one that verifies).
+	ClientAuth string `yaml:"clientAuth,omitempty" json:"clientAuth,omitempty"`
 }
 
 // Certificate is a certificate chain and its private key, both PEM files.
@@ -163,6 +193,22 @@ type Route struct {
 	Fault *FaultPolicy `yaml:"fault,omitempty" json:"fault,omitempty"`
 	// Mirror sends a copy of a share of requests to another service; its answers are ignored.
 	Mirror *MirrorPolicy `yaml:"mirror,omitempty" json:"mirror,omitempty"`
+	// Auth authenticates callers. Default: none (anonymous).
+	Auth *RouteAuth `yaml:"auth,omitempty" json:"auth,omitempty"`
+	// Authz decides which callers may use the route. Default: all (unless the listener says
+	// defaultDeny).
+	Authz *AuthzPolicy `yaml:"authz,omitempty" json:"authz,omitempty"`
+	// IPAccess admits or refuses clients by address.
+	IPAccess *IPAccess `yaml:"ipAccess,omitempty" json:"ipAccess,omitempty"`
+	// CORS answers cross-origin preflights and marks allowed cross-origin answers.
+	CORS *CORSPolicy `yaml:"cors,omitempty" json:"cors,omitempty"`
+	// MaxBodyBytes is the largest request body accepted on this route; larger bodies get 413.
+	// Default: the listener's limit. It may only lower that limit.
+	MaxBodyBytes int64 `yaml:"maxBodyBytes,omitempty" json:"maxBodyBytes,omitempty"`
+	// StreamIdleTimeout ends an exchange when neither the request nor the response body moves
+	// for this long (504 with reason "stream_idle_timeout" before the response starts, a reset
+	// after). Default 5m; "0s" turns it off.
+	StreamIdleTimeout *time.Duration `yaml:"streamIdleTimeout,omitempty" json:"streamIdleTimeout,omitempty"`
 }
 
 // FaultPolicy injects faults: a delay, an abort, or both (the delay first). Meant for testing how
@@ -291,6 +337,9 @@ type RateLimitKey struct {
 	// Header counts each value of this request header separately; requests without it share one
 	// limit.
 	Header string `yaml:"header,omitempty" json:"header,omitempty"`
+	// Consumer counts each authenticated consumer separately; anonymous requests share one
+	// limit.
+	Consumer bool `yaml:"consumer,omitempty" json:"consumer,omitempty"`
 }
 
 // LocalRateLimit is a token bucket per key in this process.
@@ -389,6 +438,8 @@ type Filter struct {
 	Redirect *Redirect `yaml:"redirect,omitempty" json:"redirect,omitempty"`
 	// Respond answers with a fixed response instead of forwarding.
 	Respond *Respond `yaml:"respond,omitempty" json:"respond,omitempty"`
+	// SecurityHeaders adds HSTS and other security headers to responses.
+	SecurityHeaders *SecurityHeaders `yaml:"securityHeaders,omitempty" json:"securityHeaders,omitempty"`
 }
 
 // HeaderFilter edits headers. Remove runs first, then Set, then Add.
@@ -475,6 +526,27 @@ type Service struct {
 	CircuitBreaker *CircuitBreaker `yaml:"circuitBreaker,omitempty" json:"circuitBreaker,omitempty"`
 	// OutlierDetection ejects endpoints that fail more than their peers, for a while.
 	OutlierDetection *OutlierDetection `yaml:"outlierDetection,omitempty" json:"outlierDetection,omitempty"`
+	// AdaptiveConcurrency limits the requests in flight to the service to what its observed
+	// latency says it can take, without hand-tuned numbers; the rest get 503 with reason
+	// "concurrency_limited". Default: off.
+	AdaptiveConcurrency *AdaptiveConcurrency `yaml:"adaptiveConcurrency,omitempty" json:"adaptiveConcurrency,omitempty"`
+}
+
+// AdaptiveConcurrency is a gradient concurrency limiter (as in Netflix's concurrency-limits and
+// Envoy's adaptive concurrency filter): every SampleWindow it compares the recent latency with the
+// long-term latency and shrinks the limit when requests queue, growing it again when they do not.
+type AdaptiveConcurrency struct {
+	// InitialLimit is the limit to start from. Default 20.
+	InitialLimit int `yaml:"initialLimit,omitempty" json:"initialLimit,omitempty"`
+	// MinLimit is the lowest the limit goes. Default 3.
+	MinLimit int `yaml:"minLimit,omitempty" json:"minLimit,omitempty"`
+	// MaxLimit is the highest the limit goes. Default 1000.
+	MaxLimit int `yaml:"maxLimit,omitempty" json:"maxLimit,omitempty"`
+	// SampleWindow is how often the limit is recomputed. Default 100ms.
+	SampleWindow time.Duration `yaml:"sampleWindow,omitempty" json:"sampleWindow,omitempty"`
+	// Tolerance is how much slower than usual recent requests may be before the limit shrinks,
+	// as a ratio (1.5 means 50% slower). Default 1.5.
+	Tolerance float64 `yaml:"tolerance,omitempty" json:"tolerance,omitempty"`
 }
 
 // CircuitBreaker bounds a service's load the way Envoy's circuit breakers do: over a threshold a

@@ -18,6 +18,7 @@ func Validate(c *Config) error {
 	v.admin()
 	v.listenerList()
 	v.serviceList()
+	v.security()
 	v.routeList()
 	v.errs.sortByLine()
 	return v.errs.err()
@@ -30,6 +31,9 @@ type validator struct {
 
 	listeners map[string]bool // names of the defined listeners
 	services  map[string]bool // names of the defined services
+
+	authenticators map[string]*Authenticator // the defined authenticators by name
+	consumerNames  map[string]bool           // names of the defined consumers
 }
 
 // scope is a place in the config being validated: the top-level object it is in and the path
@@ -111,6 +115,7 @@ func (v *validator) admin() {
 	if v.c.Admin.Address != "off" {
 		checkListenAddress(s.key("address"), v.c.Admin.Address)
 	}
+	v.adminSecurity(s)
 	if v.c.AccessLog.Path == "" {
 		v.object("accessLog", "").key("path").errorf(`required: "stdout", "stderr", "off" or a file path`)
 	}

@@ -7,8 +7,11 @@ import (
 
 // checkFilter checks filter f of route r.
 func checkFilter(s scope, f *Filter, r *Route) {
-	exactlyOne(s, []string{"requestHeaders", "responseHeaders", "rewrite", "redirect", "respond"},
-		f.RequestHeaders != nil, f.ResponseHeaders != nil, f.Rewrite != nil, f.Redirect != nil, f.Respond != nil)
+	exactlyOne(s, []string{"requestHeaders", "responseHeaders", "rewrite", "redirect", "respond", "securityHeaders"},
+		f.RequestHeaders != nil, f.ResponseHeaders != nil, f.Rewrite != nil, f.Redirect != nil, f.Respond != nil, f.SecurityHeaders != nil)
+	if f.SecurityHeaders != nil {
+		checkSecurityHeaders(s.key("securityHeaders"), f.SecurityHeaders)
+	}
 	if f.RequestHeaders != nil {
 		checkHeaderFilter(s.key("requestHeaders"), f.RequestHeaders)
 	}

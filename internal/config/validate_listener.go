@@ -66,11 +66,13 @@ func (v *validator) listener(s scope, l *Listener) {
 			s.key("trustedProxies").index(i).errorf("%q is not an IP address or CIDR", p)
 		}
 	}
+	v.listenerSecurity(s, l)
 }
 
 // listenerTLS checks the TLS settings of a listener and loads its certificates.
 func (v *validator) listenerTLS(s scope, t *ListenerTLS) {
 	checkOneOf(s.key("minVersion"), t.MinVersion, "1.2", "1.3")
+	v.tlsPolicy(s, t)
 	if len(t.Certificates) == 0 {
 		s.key("certificates").errorf("at least one certificate is required")
 	}

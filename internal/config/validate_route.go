@@ -97,6 +97,7 @@ func (v *validator) route(s scope, r *Route) {
 	if r.Timeout != nil {
 		checkNotNegative(s.key("timeout"), *r.Timeout)
 	}
+	v.routeSecurity(s, r)
 }
 
 // checkRouteHost checks a route host: a host name or "*." followed by one, without a port.

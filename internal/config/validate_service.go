@@ -41,6 +41,9 @@ func (v *validator) service(s scope, svc *Service) {
 	if svc.OutlierDetection != nil {
 		checkOutlier(s.key("outlierDetection"), svc.OutlierDetection)
 	}
+	if svc.AdaptiveConcurrency != nil {
+		checkAdaptive(s.key("adaptiveConcurrency"), svc.AdaptiveConcurrency)
+	}
 
 	lb := s.key("loadBalancer")
 	checkOneOf(lb.key("policy"), svc.LoadBalancer.Policy, LBRoundRobin, LBLeastRequest, LBRingHash, LBMaglev, LBRandom)

@@ -339,8 +339,8 @@ routes:
       - respond: {status: 99, contentType: "text/plain\nX-Injected: 1"}
 `,
 			want: []string{
-				`DIR/gateway.yaml:7: route "f": filters[0]: set exactly one of requestHeaders, responseHeaders, rewrite, redirect or respond`,
-				`DIR/gateway.yaml:8: route "f": filters[1]: set exactly one of requestHeaders, responseHeaders, rewrite, redirect or respond, not rewrite and respond`,
+				`DIR/gateway.yaml:7: route "f": filters[0]: set exactly one of requestHeaders, responseHeaders, rewrite, redirect, respond or securityHeaders`,
+				`DIR/gateway.yaml:8: route "f": filters[1]: set exactly one of requestHeaders, responseHeaders, rewrite, redirect, respond or securityHeaders, not rewrite and respond`,
 				`DIR/gateway.yaml:9: route "f": filters[2].requestHeaders: empty; set at least one of set, add or remove`,
 				`DIR/gateway.yaml:11: route "f": filters[3].requestHeaders.set["X Bad"]: "X Bad" is not a valid header name`,
 				`DIR/gateway.yaml:11: route "f": filters[3].requestHeaders.set.X-Crlf: the value must not contain CR, LF or NUL`,

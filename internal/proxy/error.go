@@ -30,6 +30,17 @@ const (
 	ReasonRateLimitDown       = "rate_limit_unavailable" // a fail-closed global rate limit could not reach its store.
 	ReasonCircuitOpen         = "circuit_open"           // the service's circuit breaker refused the request.
 	ReasonFaultInjected       = "fault_injected"         // a fault policy answered instead of the upstream.
+	ReasonConcurrencyLimited  = "concurrency_limited"    // the service's adaptive concurrency limit refused the request.
+	ReasonStreamIdleTimeout   = "stream_idle_timeout"    // neither body moved for the route's stream idle timeout.
+	ReasonUnauthenticated     = "unauthenticated"        // the request carried no credential a route's authenticators accept.
+	ReasonBadCredential       = "bad_credential"         // a credential was present but invalid, expired or unknown.
+	ReasonAuthzDenied         = "authz_denied"           // an authorization rule (or the default) refused the request.
+	ReasonExtAuthzDenied      = "ext_authz_denied"       // the external authorization service refused the request.
+	ReasonExtAuthzDown        = "ext_authz_unavailable"  // the external authorization service could not answer in time.
+	ReasonIPDenied            = "ip_denied"              // the client address is not allowed on the route.
+	ReasonQuotaExceeded       = "quota_exceeded"         // the consumer used up its quota for the period.
+	ReasonQuotaDown           = "quota_unavailable"      // a fail-closed quota could not reach its store.
+	ReasonCORSRejected        = "cors_rejected"          // a CORS preflight asked for what the policy does not allow.
 )
 
 // A request the HTTP/1 codec refuses carries the codec's own, more specific reason code (see package

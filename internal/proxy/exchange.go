@@ -67,6 +67,11 @@ type Exchange struct {
 	ResponseEdits []func(*httpmsg.Response)
 	// Hold, when set, may keep an upstream response from reaching the client (see ResponseHold).
 	Hold ResponseHold
+	// Identity is who authentication found the caller to be; nil for anonymous requests.
+	Identity *Identity
+	// Decision names the authorization rule that admitted or refused the request ("" when no
+	// policy ran, "default" when the policy's default decided).
+	Decision string
 	// Attempts counts the times the request was sent upstream by policy (retries included; the
 	// transport's own resend on a connection found closed is not counted).
 	Attempts int
@@ -79,4 +84,18 @@ func (x *Exchange) Reset() {
 	*x = Exchange{}
 	x.Req.Header = hdr
 	x.ResponseEdits = edits
+}
+
+// Identity is who a request was authenticated as.
+type Identity struct {
+	// Authenticator is the name of the authenticator that accepted the credential.
+	Authenticator string
+	// Consumer is the consumer's name, or "" when the credential maps to no consumer.
+	Consumer string
+	// Groups are the consumer's groups.
+	Groups []string
+	// Plan is the consumer's plan, or "".
+	Plan string
+	// Claims are the verified JWT's claims, or nil.
+	Claims map[string]any
 }

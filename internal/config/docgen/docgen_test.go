@@ -8,9 +8,19 @@ import (
 	"testing"
 )
 
+// generateHere returns the reference generated from the config package's type files.
+func generateHere(t *testing.T) ([]byte, error) {
+	t.Helper()
+	files, err := typeFiles("..")
+	if err != nil {
+		return nil, err
+	}
+	return generate(files...)
+}
+
 // TestConfigDocUpToDate fails when docs/config.md no longer matches types.go.
 func TestConfigDocUpToDate(t *testing.T) {
-	want, err := generate(filepath.Join("..", "types.go"))
+	want, err := generateHere(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +34,7 @@ func TestConfigDocUpToDate(t *testing.T) {
 }
 
 func TestGenerateCoversEveryKey(t *testing.T) {
-	md, err := generate(filepath.Join("..", "types.go"))
+	md, err := generateHere(t)
 	if err != nil {
 		t.Fatal(err)
 	}
