@@ -154,6 +154,8 @@ type upstreamOptions struct {
 	Handler http.Handler
 	// IdleTimeout, when set, makes the upstream close keep-alive connections idle this long.
 	IdleTimeout time.Duration
+	// MaxConcurrentStreams, when set, is the HTTP/2 stream limit the upstream advertises.
+	MaxConcurrentStreams int
 }
 
 // startUpstream starts an upstream named name that answers /healthz according to its Healthy
@@ -190,6 +192,9 @@ func startUpstream(t testing.TB, name string, opts upstreamOptions) *upstream {
 		srv.Config.Protocols = new(http.Protocols)
 		srv.Config.Protocols.SetHTTP1(true)
 		srv.Config.Protocols.SetUnencryptedHTTP2(true)
+		if opts.MaxConcurrentStreams > 0 {
+			srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: opts.MaxConcurrentStreams}
+		}
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)

@@ -39,6 +39,9 @@ type Exchange struct {
 	// Deadline is when the exchange must be over (the route or listener request timeout); zero
 	// means no limit. Transports apply it to their connections.
 	Deadline time.Time
+	// StreamIdle, when above zero, ends the exchange when no body byte moves upstream or
+	// downstream for this long (504 stream_idle_timeout before the response head, a reset after).
+	StreamIdle time.Duration
 
 	// Route is the name of the route that matched, or "".
 	Route string

@@ -22,6 +22,8 @@ type route struct {
 	name       string
 	hasTimeout bool
 	timeout    time.Duration
+	streamIdle time.Duration // 0: none
+	maxBody    int64         // 0: the listener's limit only
 	handler    proxy.Handler
 }
 
@@ -125,6 +127,10 @@ func (c *compiler) route(r *config.Route) (*route, error) {
 	if r.Timeout != nil {
 		cr.hasTimeout, cr.timeout = true, *r.Timeout
 	}
+	if r.StreamIdleTimeout != nil {
+		cr.streamIdle = *r.StreamIdleTimeout
+	}
+	cr.maxBody = r.MaxBodyBytes
 	var mws []proxy.Middleware
 	var terminal proxy.Handler
 	if r.RateLimit != nil {

@@ -136,7 +136,7 @@ func (p *retryPolicy) retryOnError(x *proxy.Exchange, err error) bool {
 		} else {
 			cond = onReset | on5xx
 		}
-	case proxy.ReasonUpstreamTimeout, proxy.ReasonUpstreamProtocol:
+	case proxy.ReasonUpstreamTimeout, proxy.ReasonStreamIdleTimeout, proxy.ReasonUpstreamProtocol:
 		cond = onGatewayError | on5xx
 	default:
 		return false

@@ -60,9 +60,13 @@ func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*se
 	var tr upstream.Transport
 	switch svc.Protocol {
 	case config.UpstreamHTTP2, config.UpstreamGRPC:
-		tr = upstream.NewHTTP2(upstream.HTTP2Options{
+		opts := upstream.HTTP2Options{
 			ConnectTimeout: svc.Pool.ConnectTimeout, IdleTimeout: svc.Pool.IdleTimeout, Hooks: hooks,
-		})
+		}
+		if b := cl.Breaker(); b != nil {
+			opts.Limiter = b
+		}
+		tr = upstream.NewHTTP2(opts)
 	default:
 		opts := upstream.HTTP1Options{
 			MaxIdlePerEndpoint: svc.Pool.MaxIdlePerEndpoint, MaxConnsPerEndpoint: svc.Pool.MaxConnsPerEndpoint,
@@ -159,7 +163,8 @@ func attemptOutcome(x *proxy.Exchange, err error) (status int, localFailure bool
 	var pe *proxy.Error
 	if errors.As(err, &pe) {
 		switch pe.Reason {
-		case proxy.ReasonUpstreamUnavailable, proxy.ReasonUpstreamReset, proxy.ReasonUpstreamTimeout, proxy.ReasonUpstreamProtocol:
+		case proxy.ReasonUpstreamUnavailable, proxy.ReasonUpstreamReset, proxy.ReasonUpstreamTimeout,
+			proxy.ReasonUpstreamProtocol, proxy.ReasonStreamIdleTimeout:
 			return 0, true
 		}
 	}

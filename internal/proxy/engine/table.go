@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -80,8 +81,37 @@ func (t *Table) serve(x *proxy.Exchange) error {
 		}
 	}
 	applyClientDeadline(x)
+	x.StreamIdle = r.streamIdle
+	if r.maxBody > 0 && x.Body != nil {
+		if x.Req.ContentLength > r.maxBody {
+			return proxy.Fail(413, proxy.ReasonBodyTooLarge, fmt.Errorf("engine: content-length %d exceeds the route's %d", x.Req.ContentLength, r.maxBody))
+		}
+		if x.Req.ContentLength < 0 {
+			x.Body = &limitedBody{r: x.Body, left: r.maxBody}
+		}
+	}
 	return r.handler.Serve(x)
 }
+
+// limitedBody fails a request body of unknown length once it passes a route's limit.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return 0, proxy.Fail(413, proxy.ReasonBodyTooLarge, errRouteBodyLimit)
+	}
+	return n, err
+}
+
+var errRouteBodyLimit = errors.New("engine: the request body exceeds the route's limit")
 
 var (
 	errNoRoute    = errors.New("engine: no route matched")

@@ -514,6 +514,11 @@ func (uc *upConn) close() {
 
 // Forward implements Transport.
 func (t *HTTP1) Forward(x *proxy.Exchange, addr string) error {
+	return idleTimeout(x, t.forward(x, addr))
+}
+
+// forward is Forward without the stream idle timeout's reason.
+func (t *HTTP1) forward(x *proxy.Exchange, addr string) error {
 	p := t.pool(addr)
 	if x.Req.Upgrade != "" {
 		return t.forwardUpgrade(x, p)
@@ -558,12 +563,14 @@ func (t *HTTP1) Forward(x *proxy.Exchange, addr string) error {
 // exchange runs one request on uc. retry reports that the failure happened before the upstream
 // sent anything, on a connection that may have been closed while idle.
 func (t *HTTP1) exchange(x *proxy.Exchange, uc *upConn) (retry bool, err error) {
-	if !x.Deadline.IsZero() {
-		_ = uc.c.SetDeadline(x.Deadline)
-	}
+	armDeadline(uc.c, x)
 	uc.bw.Write(appendRequest(uc.bw.AvailableBuffer(), x))
 	if x.Body != nil {
-		if err := writeBody(uc.bw, x); err != nil {
+		var progress func()
+		if x.StreamIdle > 0 {
+			progress = func() { armDeadline(uc.c, x) }
+		}
+		if err := writeBody(uc.bw, x, progress); err != nil {
 			uc.close()
 			if de, ok := asDownstream(err); ok {
 				return false, de
@@ -574,6 +581,9 @@ func (t *HTTP1) exchange(x *proxy.Exchange, uc *upConn) (retry bool, err error) 
 	if err := uc.bw.Flush(); err != nil {
 		uc.close()
 		return true, classify(err, false)
+	}
+	if x.StreamIdle > 0 {
+		armDeadline(uc.c, x) // the response head is awaited for one idle period
 	}
 	resp := &uc.resp
 	hdr := resp.Header[:0]
@@ -624,16 +634,16 @@ func (t *HTTP1) relay(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) err
 		} else {
 			uc.chunked.Reset(uc.br)
 		}
-		err = pump(x, uc.chunked, uc.br)
+		err = pump(x, uc.chunked, uc.br, uc.c)
 		trailer = uc.chunked.Trailer()
 	case bodyLen > 0:
 		uc.fixed = io.LimitedReader{R: uc.br, N: bodyLen}
-		err = pump(x, &uc.fixed, uc.br)
+		err = pump(x, &uc.fixed, uc.br, uc.c)
 		if err == nil && x.BytesOut < bodyLen {
 			err = io.ErrUnexpectedEOF
 		}
 	default: // close-delimited
-		err = pump(x, uc.br, uc.br)
+		err = pump(x, uc.br, uc.br, uc.c)
 		resp.Close = true
 	}
 	x.UpstreamDuration = time.Since(x.UpstreamStart)
@@ -679,12 +689,17 @@ func discardBody(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) {
 // promptly while bulk bodies are batched; the last bytes of a length-delimited body need no flush,
 // because Finish follows at once and on HTTP/2 the final DATA frame can then carry END_STREAM.
 // With buffered nil (an HTTP/2 upstream, where each read is one or more DATA frames and gRPC
-// needs every message delivered as it comes), it flushes after every read.
-func pump(x *proxy.Exchange, src io.Reader, buffered *bufio.Reader) error {
+// needs every message delivered as it comes), it flushes after every read. With conn set and a
+// stream idle timeout, each read may wait one idle period on conn.
+func pump(x *proxy.Exchange, src io.Reader, buffered *bufio.Reader, conn net.Conn) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
+	idle := conn != nil && x.StreamIdle > 0
 	for {
+		if idle && (buffered == nil || buffered.Buffered() == 0) {
+			armDeadline(conn, x)
+		}
 		n, rerr := src.Read(buf)
 		if n > 0 {
 			w, werr := x.W.Write(buf[:n])
@@ -756,9 +771,10 @@ func appendRequest(dst []byte, x *proxy.Exchange) []byte {
 	return append(dst, "\r\n"...)
 }
 
-// writeBody copies the request body upstream with the framing appendRequest declared.
-func writeBody(bw *bufio.Writer, x *proxy.Exchange) error {
-	body := &bodyReader{r: x.Body, x: x}
+// writeBody copies the request body upstream with the framing appendRequest declared, calling
+// progress (when set) whenever body bytes arrive.
+func writeBody(bw *bufio.Writer, x *proxy.Exchange, progress func()) error {
+	body := &bodyReader{r: x.Body, x: x, progress: progress}
 	if x.Req.ContentLength >= 0 {
 		n, err := io.Copy(bw, io.LimitReader(body, x.Req.ContentLength))
 		if err == nil && n < x.Req.ContentLength {

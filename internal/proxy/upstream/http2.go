@@ -3,10 +3,13 @@ package upstream
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,12 +28,16 @@ type HTTP2Options struct {
 	IdleTimeout time.Duration
 	// Hooks report connection events.
 	Hooks Hooks
+	// Limiter, when set, bounds the connections of the whole service and the requests waiting
+	// for one (a circuit breaker's thresholds).
+	Limiter ConnLimiter
 }
 
 // HTTP2 forwards over cleartext HTTP/2 with prior knowledge (h2c): plain HTTP/2 services and gRPC.
 // Requests to one endpoint are multiplexed over shared connections; trailers are relayed.
 type HTTP2 struct {
-	t *http2.Transport
+	t       *http2.Transport
+	limiter ConnLimiter
 }
 
 var _ Transport = (*HTTP2)(nil)
@@ -38,17 +45,28 @@ var _ Transport = (*HTTP2)(nil)
 // NewHTTP2 returns an HTTP/2 transport.
 func NewHTTP2(opts HTTP2Options) *HTTP2 {
 	hooks := opts.Hooks
+	lim := opts.Limiter
 	d := net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
-	return &HTTP2{t: &http2.Transport{
+	return &HTTP2{limiter: lim, t: &http2.Transport{
 		AllowHTTP: true,
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			if lim != nil && !lim.AcquireConn() {
+				return nil, lim.ConnOverflow()
+			}
 			c, err := d.DialContext(ctx, network, addr)
 			if err != nil {
+				if lim != nil {
+					lim.ReleaseConn()
+				}
 				hooks.connectFailed()
 				return nil, err
 			}
 			hooks.opened()
-			return &countedConn{Conn: c, onClose: hooks.closed}, nil
+			onClose := hooks.closed
+			if lim != nil {
+				onClose = func() { lim.ReleaseConn(); hooks.closed() }
+			}
+			return &countedConn{Conn: c, onClose: onClose}, nil
 		},
 		IdleConnTimeout:  opts.IdleTimeout,
 		ReadIdleTimeout:  30 * time.Second,
@@ -60,6 +78,9 @@ func NewHTTP2(opts HTTP2Options) *HTTP2 {
 // Close closes idle connections; streams in flight finish.
 func (t *HTTP2) Close() { t.t.CloseIdleConnections() }
 
+// errStreamIdle cancels an HTTP/2 exchange whose stream stayed idle too long.
+var errStreamIdle = errors.New("upstream: no body bytes moved for the stream idle timeout")
+
 // Forward implements Transport.
 func (t *HTTP2) Forward(x *proxy.Exchange, addr string) error {
 	ctx := x.Ctx
@@ -70,6 +91,28 @@ func (t *HTTP2) Forward(x *proxy.Exchange, addr string) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, x.Deadline)
 		defer cancel()
+	}
+	var idle *time.Timer
+	if x.StreamIdle > 0 {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		idle = time.AfterFunc(x.StreamIdle, func() { cancel(errStreamIdle) })
+		defer idle.Stop()
+	}
+	err := t.forward(ctx, x, addr, idle)
+	if err != nil && errors.Is(context.Cause(ctx), errStreamIdle) {
+		return proxy.Fail(504, proxy.ReasonStreamIdleTimeout, errStreamIdle)
+	}
+	return err
+}
+
+// forward runs the exchange under ctx; idle, when set, is pushed back whenever body bytes move.
+func (t *HTTP2) forward(ctx context.Context, x *proxy.Exchange, addr string, idle *time.Timer) error {
+	var progress func()
+	if idle != nil {
+		d := x.StreamIdle
+		progress = func() { idle.Reset(d) }
 	}
 	req := &http.Request{
 		Method:     x.Req.Method,
@@ -89,8 +132,18 @@ func (t *HTTP2) Forward(x *proxy.Exchange, addr string) error {
 		req.Header.Set("Te", "trailers")
 	}
 	if x.Body != nil {
-		req.Body = io.NopCloser(&bodyReader{r: x.Body, x: x})
+		req.Body = io.NopCloser(&bodyReader{r: x.Body, x: x, progress: progress})
 		req.ContentLength = x.Req.ContentLength
+	}
+	if t.limiter != nil {
+		// The request waits for a connection until the transport hands it one.
+		if err := t.limiter.BeginPending(); err != nil {
+			return err
+		}
+		var once sync.Once
+		end := func() { once.Do(t.limiter.EndPending) }
+		defer end()
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { end() }})
 	}
 	req = req.WithContext(ctx)
 	x.UpstreamStart = time.Now()
@@ -126,7 +179,11 @@ func (t *HTTP2) Forward(x *proxy.Exchange, addr string) error {
 	if err := x.W.Flush(); err != nil {
 		return proxy.Fail(499, proxy.ReasonDownstreamReset, err)
 	}
-	if err := pump(x, res.Body, nil); err != nil {
+	var body io.Reader = res.Body
+	if progress != nil {
+		body = &progressReader{r: res.Body, progress: progress}
+	}
+	if err := pump(x, body, nil, nil); err != nil {
 		return err
 	}
 	x.UpstreamDuration = time.Since(x.UpstreamStart)
@@ -140,6 +197,20 @@ func (t *HTTP2) Forward(x *proxy.Exchange, addr string) error {
 		return proxy.Fail(499, proxy.ReasonDownstreamReset, err)
 	}
 	return nil
+}
+
+// progressReader calls progress after every read that returns bytes.
+type progressReader struct {
+	r        io.Reader
+	progress func()
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.progress()
+	}
+	return n, err
 }
 
 // countedConn reports its close once.

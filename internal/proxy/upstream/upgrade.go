@@ -26,7 +26,7 @@ func (t *HTTP1) forwardUpgrade(x *proxy.Exchange, p *connPool) error {
 	}
 	uc.bw.Write(appendRequest(uc.bw.AvailableBuffer(), x))
 	if x.Body != nil && x.Req.ContentLength > 0 {
-		if err := writeBody(uc.bw, x); err != nil {
+		if err := writeBody(uc.bw, x, nil); err != nil {
 			uc.close()
 			if de, ok := asDownstream(err); ok {
 				return de

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/meshgate/meshgate/internal/proxy"
 )
@@ -84,6 +85,33 @@ func classify(err error, connecting bool) *proxy.Error {
 	return proxy.Fail(502, proxy.ReasonUpstreamReset, err)
 }
 
+// armDeadline sets c's deadline for the next read or write of exchange x: the exchange's
+// deadline, or sooner when the stream idle timeout would pass first.
+func armDeadline(c net.Conn, x *proxy.Exchange) {
+	d := x.Deadline
+	if x.StreamIdle > 0 {
+		if idle := time.Now().Add(x.StreamIdle); d.IsZero() || idle.Before(d) {
+			d = idle
+		}
+	}
+	if !d.IsZero() {
+		_ = c.SetDeadline(d)
+	}
+}
+
+// idleTimeout turns a timeout that struck before the exchange's deadline, and so came from the
+// stream idle timeout, into its own reason.
+func idleTimeout(x *proxy.Exchange, err error) error {
+	if err == nil || x.StreamIdle <= 0 {
+		return err
+	}
+	var pe *proxy.Error
+	if errors.As(err, &pe) && pe.Reason == proxy.ReasonUpstreamTimeout && (x.Deadline.IsZero() || time.Now().Before(x.Deadline)) {
+		return proxy.Fail(504, proxy.ReasonStreamIdleTimeout, pe.Err)
+	}
+	return err
+}
+
 // downstreamError marks an error that came from reading the client's request body, so that it is
 // not blamed on the upstream.
 type downstreamError struct{ err error }
@@ -92,14 +120,19 @@ func (e *downstreamError) Error() string { return "reading request body: " + e.e
 func (e *downstreamError) Unwrap() error { return e.err }
 
 // bodyReader wraps the downstream body so read errors are recognisable and bytes are counted.
+// Each read that moves bytes tells progress, when set, that the stream is not idle.
 type bodyReader struct {
-	r io.Reader
-	x *proxy.Exchange
+	r        io.Reader
+	x        *proxy.Exchange
+	progress func()
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.x.BytesIn += int64(n)
+	if n > 0 && b.progress != nil {
+		b.progress()
+	}
 	if err != nil && err != io.EOF {
 		var pe *proxy.Error
 		if errors.As(err, &pe) {
