@@ -144,7 +144,7 @@ func (g *Gateway) apply(cfg *config.Config) (*engine.Table, error) {
 	settings := make(map[string]*listener.Settings, len(cfg.Listeners))
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
-		tc, err := serverTLS(cfg, l)
+		tc, err := serverTLS(cfg, l, g.log)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/x509"
 	"io"
 	"net/netip"
 	"time"
@@ -30,6 +31,9 @@ type Exchange struct {
 	// PeerText is Peer's address as text; transports fill it once per connection so the engine
 	// need not format it for every request.
 	PeerText string
+	// PeerCertificates is the certificate chain the client presented and the listener verified
+	// (leaf first), or nil.
+	PeerCertificates []*x509.Certificate
 	// ClientIP is the original client's address: Peer, or the address a trusted proxy reported.
 	ClientIP netip.Addr
 	// ID is the request id (X-Request-Id), kept from the client or generated.

@@ -1,108 +1,14 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/meshgate/meshgate/internal/testpki"
 )
-
-// testPKI is a throwaway certificate authority and the leaf certificates it issued, as PEM files.
-type testPKI struct {
-	// CAFile is the CA certificate, for clients to trust.
-	CAFile string
-	// Pool holds the CA certificate.
-	Pool *x509.CertPool
-	// Certs maps a DNS name to the files of the leaf issued for it.
-	Certs map[string]certFiles
-}
-
-// certFiles are the PEM files of one leaf certificate and its key, and the parsed leaf.
-type certFiles struct {
-	Cert, Key string
-	Leaf      *x509.Certificate
-}
-
-// newTestPKI generates an ECDSA P-256 CA and one ECDSA P-256 server certificate per name, valid
-// for an hour, and writes them to dir.
-func newTestPKI(t *testing.T, dir string, names ...string) *testPKI {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "meshgate e2e test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &testPKI{CAFile: filepath.Join(dir, "ca.crt"), Pool: x509.NewCertPool(), Certs: map[string]certFiles{}}
-	p.Pool.AddCert(ca)
-	writePEM(t, p.CAFile, "CERTIFICATE", caDER)
-	for i, name := range names {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(i + 2)),
-			Subject:      pkix.Name{CommonName: name},
-			DNSNames:     []string{name},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		leaf, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf := certFiles{Cert: filepath.Join(dir, name+".crt"), Key: filepath.Join(dir, name+".key"), Leaf: leaf}
-		writePEM(t, cf.Cert, "CERTIFICATE", der)
-		writePEM(t, cf.Key, "PRIVATE KEY", keyDER)
-		p.Certs[name] = cf
-	}
-	return p
-}
-
-// writePEM writes one PEM block to path.
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestHTTP2 checks HTTP/2 downstream: prior knowledge on an http and an h2c listener, and ALPN and
 // SNI certificate selection on a TLS listener with two certificates.
@@ -113,7 +19,7 @@ func TestHTTP2(t *testing.T) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("upstream saw " + r.Method + " " + r.URL.Path + " host " + r.Host))
 	}))
-	pki := newTestPKI(t, t.TempDir(), "a.example.test", "b.example.test")
+	pki := testpki.New(t, t.TempDir(), "a.example.test", "b.example.test")
 	admin, plain, h2c, tlsAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	a, b := pki.Certs["a.example.test"], pki.Certs["b.example.test"]
 	startGateway(t, admin, fill(`

@@ -2,6 +2,8 @@ package listener
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -27,13 +29,20 @@ type h1Conn struct {
 	peer     netip.AddrPort
 	peerText string
 	scheme   string
-	x        proxy.Exchange
-	w        h1Writer
-	body     h1Body
+	// peerCerts is the client's verified certificate chain on a TLS connection, or nil.
+	peerCerts []*x509.Certificate
+	x         proxy.Exchange
+	w         h1Writer
+	body      h1Body
 }
 
 func (l *Listener) serveH1(c net.Conn, br *bufio.Reader, peer netip.AddrPort, scheme string) {
 	hc := &h1Conn{l: l, c: c, br: br, bw: bufio.NewWriterSize(c, 4<<10), peer: peer, peerText: peer.Addr().Unmap().String(), scheme: scheme}
+	if tc, ok := c.(*tls.Conn); ok {
+		if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 {
+			hc.peerCerts = st.PeerCertificates
+		}
+	}
 	hc.serve()
 }
 
@@ -80,6 +89,7 @@ func (hc *h1Conn) serveOne(s *Settings) bool {
 	x.Scheme = hc.scheme
 	x.Peer = hc.peer
 	x.PeerText = hc.peerText
+	x.PeerCertificates = hc.peerCerts
 	if s.RequestTimeout > 0 {
 		x.Deadline = now.Add(s.RequestTimeout)
 	}

@@ -41,6 +41,9 @@ func (a *h2Adapter) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	x.Scheme = "http"
 	if r.TLS != nil {
 		x.Scheme = "https"
+		if len(r.TLS.VerifiedChains) > 0 {
+			x.PeerCertificates = r.TLS.PeerCertificates
+		}
 	}
 	x.Peer = addrPort(stringAddr(r.RemoteAddr))
 	x.PeerText = hostOf(r.RemoteAddr)

@@ -22,6 +22,7 @@ const (
 	keyRoute    keyKind = iota // the route as a whole
 	keyClientIP                // each client address
 	keyHeader                  // each value of a request header
+	keyConsumer                // each authenticated consumer ("" for anonymous requests)
 )
 
 // keySpec is what a limit counts separately, compiled from config.RateLimitKey.
@@ -37,6 +38,8 @@ func newKeySpec(k config.RateLimitKey) keySpec {
 		return keySpec{kind: keyClientIP}
 	case k.Header != "":
 		return keySpec{kind: keyHeader, header: k.Header}
+	case k.Consumer:
+		return keySpec{kind: keyConsumer}
 	}
 	return keySpec{kind: keyRoute}
 }
@@ -53,8 +56,18 @@ func (k keySpec) text(x *proxy.Exchange) string {
 	case keyHeader:
 		v, _ := x.Req.Header.Get(k.header)
 		return v
+	case keyConsumer:
+		return consumerOf(x)
 	}
 	return ""
+}
+
+// consumerOf returns the name of x's consumer, or "" for an anonymous request.
+func consumerOf(x *proxy.Exchange) string {
+	if x.Identity == nil {
+		return ""
+	}
+	return x.Identity.Consumer
 }
 
 // slots holds one slot per key of a keySpec: a single slot for a route-wide limit, else a
@@ -75,7 +88,7 @@ func newSlots(spec keySpec, maxKeys int) *slots {
 		s.ips = newTable(maxKeys,
 			func(a netip.Addr) uint64 { return maphash.Comparable(seed, a) },
 			func(a netip.Addr) netip.Addr { return a })
-	case keyHeader:
+	case keyHeader, keyConsumer:
 		s.hdrs = newTable(maxKeys,
 			func(v string) uint64 { return maphash.String(seed, v) },
 			strings.Clone) // header values alias the connection's read buffer
@@ -91,6 +104,8 @@ func (s *slots) get(x *proxy.Exchange) *slot {
 	case keyHeader:
 		v, _ := x.Req.Header.Get(s.spec.header)
 		return s.hdrs.get(v)
+	case keyConsumer:
+		return s.hdrs.get(consumerOf(x))
 	}
 	return &s.one
 }
@@ -103,6 +118,8 @@ func (s *slots) lookup(x *proxy.Exchange) *slot {
 	case keyHeader:
 		v, _ := x.Req.Header.Get(s.spec.header)
 		return s.hdrs.lookup(v)
+	case keyConsumer:
+		return s.hdrs.lookup(consumerOf(x))
 	}
 	return &s.one
 }
