@@ -223,7 +223,7 @@ type AuthzRule struct {
 	// Action is "allow" or "deny". Required.
 	Action string `yaml:"action" json:"action"`
 	// Consumers matches requests authenticated as one of these consumers. "*" matches any
-	// authenticated request.
+	// request authenticated as a consumer.
 	Consumers []string `yaml:"consumers,omitempty" json:"consumers,omitempty"`
 	// Groups matches consumers in one of these groups.
 	Groups []string `yaml:"groups,omitempty" json:"groups,omitempty"`

@@ -30,7 +30,7 @@ const (
 
 // jwtAlgorithms are the JWS algorithms a JWT authenticator may allow, by family.
 var jwtAlgorithms = map[string]string{
-	"HS256": "hmac", "HS384": "hmac", "HS512": "hmac",
+	"HS256": "hmac", "HS384": "hmac", "HS512": "hmac", "Ed25519": "public",
 	"RS256": "public", "RS384": "public", "RS512": "public",
 	"PS256": "public", "PS384": "public", "PS512": "public",
 	"ES256": "public", "ES384": "public", "ES512": "public",
@@ -121,6 +121,12 @@ func (v *validator) jwtAuth(s scope, j *JWTAuth) {
 	}
 	if families["hmac"] && families["public"] {
 		s.key("algorithms").errorf("HMAC (HS*) and public-key algorithms cannot be mixed: a public key could then be used as an HMAC secret")
+	}
+	if families["hmac"] && j.JWKSURL != "" {
+		s.key("jwksURL").errorf("HMAC secrets are never taken from a key set URL; put them in keyFiles as JWKs of kty \"oct\"")
+	}
+	if j.MaxKeyAge > 0 && j.RefreshInterval > 0 && j.MaxKeyAge <= j.RefreshInterval {
+		s.key("maxKeyAge").errorf("%v must be longer than refreshInterval (%v), or fetched keys would expire before the next refresh", j.MaxKeyAge, j.RefreshInterval)
 	}
 	if j.Leeway < 0 || j.Leeway > maxJWTLeeway {
 		s.key("leeway").errorf("must be between 0s and %v", maxJWTLeeway)

@@ -36,7 +36,11 @@ type Entry struct {
 	BytesOut         int64
 	ClientIP         string
 	Attempts         int
-	Error            string
+	// Consumer is the authenticated consumer, or "".
+	Consumer string
+	// Authz names the authorization rule that decided, or "".
+	Authz string
+	Error string
 }
 
 // Logger writes access log lines. A nil *Logger discards everything.
@@ -116,6 +120,8 @@ func (l *Logger) Log(e *Entry) {
 		slog.Int64("bytes_out", e.BytesOut),
 		slog.String("client_ip", e.ClientIP),
 		slog.Int("attempts", e.Attempts),
+		slog.String("consumer", e.Consumer),
+		slog.String("authz", e.Authz),
 		slog.String("error", e.Error),
 	}
 	n := len(attrs)

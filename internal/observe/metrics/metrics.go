@@ -41,6 +41,12 @@ type Registry struct {
 	// RateLimitDecisions counts rate-limit decisions by route and decision (admitted, limited,
 	// unavailable, failed_open).
 	RateLimitDecisions *prometheus.CounterVec
+	// AuthzDecisions counts authorization decisions by route, deciding rule and decision (allow,
+	// deny).
+	AuthzDecisions *prometheus.CounterVec
+	// ConsumerRequests counts requests of authenticated consumers by consumer, route and status
+	// code.
+	ConsumerRequests *prometheus.CounterVec
 }
 
 // durationBuckets spans 100µs to about 30s, the range a proxy sees.
@@ -103,7 +109,15 @@ func New() *Registry {
 		Name: "meshgate_ratelimit_decisions_total",
 		Help: "Rate-limit decisions by route and decision (admitted, limited, unavailable, failed_open).",
 	}, []string{"route", "decision"})
-	r.Prom.MustRegister(r.Retries, r.RetryBudgetExhausted, r.RateLimitDecisions,
+	r.AuthzDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_authz_decisions_total",
+		Help: "Authorization decisions by route, deciding rule and decision (allow, deny).",
+	}, []string{"route", "rule", "decision"})
+	r.ConsumerRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_consumer_requests_total",
+		Help: "Requests of authenticated consumers by consumer, route and status code.",
+	}, []string{"consumer", "route", "code"})
+	r.Prom.MustRegister(r.Retries, r.RetryBudgetExhausted, r.RateLimitDecisions, r.AuthzDecisions, r.ConsumerRequests,
 		r.Requests, r.RequestDuration, r.UpstreamDuration, r.UpstreamConnections,
 		r.UpstreamConnects, r.DownstreamConnections, r.EndpointHealthy, r.Reloads, r.ConfigVersion,
 		r.ConfigLastReload,

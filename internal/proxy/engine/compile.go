@@ -45,11 +45,17 @@ func (e *Engine) compile(cfg *config.Config) (t *Table, created []*service, err 
 		t.services[svc.Name] = s
 	}
 	c := &compiler{e: e, services: t.services, budgets: map[budgetKey]*retryBudget{}}
+	if t.sec, err = c.compileSecurity(cfg); err != nil {
+		return t, created, err
+	}
+	if err := c.compilePlans(cfg); err != nil {
+		return t, created, err
+	}
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
 		lt, err := c.listener(cfg, l)
 		if err != nil {
-			return nil, created, fmt.Errorf("listener %q: %w", l.Name, err)
+			return t, created, fmt.Errorf("listener %q: %w", l.Name, err)
 		}
 		t.listeners[l.Name] = lt
 	}
@@ -62,6 +68,8 @@ type compiler struct {
 	e        *Engine
 	services map[string]*service
 	budgets  map[budgetKey]*retryBudget // the new table's, by route and parameters
+	sec      *security                  // the new table's consumers and authenticators
+	plans    *plans                     // the new table's per-consumer limits
 }
 
 // budgetKey identifies a retry budget: a route's budget survives a reload while its parameters
@@ -101,6 +109,7 @@ func (c *compiler) listener(cfg *config.Config, l *config.Listener) (*listenerTa
 		}
 		lt.trusted = append(lt.trusted, p)
 	}
+	lt.internal = append(append(lt.internal, c.sec.internal...), l.Security.InternalHeaders...)
 	var mine []config.Route
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
@@ -108,7 +117,7 @@ func (c *compiler) listener(cfg *config.Config, l *config.Listener) (*listenerTa
 			continue
 		}
 		mine = append(mine, *r)
-		cr, err := c.route(r)
+		cr, err := c.route(r, l)
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", r.Name, err)
 		}
@@ -122,7 +131,7 @@ func (c *compiler) listener(cfg *config.Config, l *config.Listener) (*listenerTa
 	return lt, nil
 }
 
-func (c *compiler) route(r *config.Route) (*route, error) {
+func (c *compiler) route(r *config.Route, l *config.Listener) (*route, error) {
 	cr := &route{name: r.Name}
 	if r.Timeout != nil {
 		cr.hasTimeout, cr.timeout = true, *r.Timeout
@@ -131,7 +140,10 @@ func (c *compiler) route(r *config.Route) (*route, error) {
 		cr.streamIdle = *r.StreamIdleTimeout
 	}
 	cr.maxBody = r.MaxBodyBytes
-	var mws []proxy.Middleware
+	mws, err := c.routeSecurity(r, l)
+	if err != nil {
+		return nil, err
+	}
 	var terminal proxy.Handler
 	if r.RateLimit != nil {
 		lim, err := c.e.limits.Limiter(r.Name, r.RateLimit)
@@ -160,6 +172,8 @@ func (c *compiler) route(r *config.Route) (*route, error) {
 			terminal = filter.Redirect(f.Redirect)
 		case f.Respond != nil:
 			terminal = filter.FixedResponse(f.Respond)
+		case f.SecurityHeaders != nil:
+			mws = append(mws, filter.SecurityHeaders(f.SecurityHeaders))
 		}
 	}
 	if r.Mirror != nil {

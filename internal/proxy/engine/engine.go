@@ -16,9 +16,11 @@ import (
 	"github.com/meshgate/meshgate/internal/observe/accesslog"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
 	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/proxy/policy/auth"
 	"github.com/meshgate/meshgate/internal/proxy/policy/fault"
 	"github.com/meshgate/meshgate/internal/proxy/policy/mirror"
 	"github.com/meshgate/meshgate/internal/proxy/policy/ratelimit"
+	"github.com/meshgate/meshgate/internal/security/jwtauth"
 )
 
 // Engine is the data-plane engine of one meshgate process.
@@ -36,8 +38,13 @@ type Engine struct {
 	limits   *ratelimit.Store         // rate-limit state by route; outlives reloads
 	faults   *fault.Metrics
 	mirrors  *mirror.Metrics
-	ctx      context.Context
-	cancel   context.CancelFunc
+	auth     *auth.Metrics
+	// verifiers are the JWT verifiers of the current table; they outlive reloads while their
+	// authenticator is unchanged.
+	verifiers map[verifierKey]*jwtauth.Verifier
+	extAuthz  []*auth.ExtAuthz
+	ctx       context.Context
+	cancel    context.CancelFunc
 }
 
 // New returns an engine with no table; every request gets 404 no_route until Apply.
@@ -48,7 +55,8 @@ func New(log *slog.Logger, m *metrics.Registry) *Engine {
 		OnDecision: func(route, decision string) { m.RateLimitDecisions.WithLabelValues(route, decision).Inc() },
 	})
 	return &Engine{log: log, metrics: m, services: map[string]*service{}, active: map[string]*atomic.Int64{},
-		limits: limits, faults: fault.NewMetrics(m.Prom), mirrors: mirror.NewMetrics(m.Prom), ctx: ctx, cancel: cancel}
+		limits: limits, faults: fault.NewMetrics(m.Prom), mirrors: mirror.NewMetrics(m.Prom), auth: auth.NewMetrics(m.Prom),
+		verifiers: map[verifierKey]*jwtauth.Verifier{}, ctx: ctx, cancel: cancel}
 }
 
 // Table returns the table in force.
@@ -65,6 +73,11 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 		for _, s := range created {
 			s.close()
 		}
+		if t != nil && t.sec != nil {
+			for _, v := range t.sec.newVerifiers {
+				v.Close()
+			}
+		}
 		return nil, err
 	}
 	if old == nil || old.Config.AccessLog.Path != cfg.AccessLog.Path {
@@ -72,6 +85,9 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 		if err != nil {
 			for _, s := range created {
 				s.close()
+			}
+			for _, v := range t.sec.newVerifiers {
+				v.Close()
 			}
 			return nil, err
 		}
@@ -85,7 +101,11 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 	for _, s := range created {
 		s.start(e.ctx)
 	}
+	for _, v := range t.sec.newVerifiers {
+		_ = v.Start(e.ctx) // fails only when started twice; a failed first fetch is retried
+	}
 	e.table.Store(t)
+	e.retireSecurity(t.sec)
 	// Services the new table no longer uses (removed or changed) stop their health checks and close
 	// their idle connections; exchanges still running on them finish normally.
 	for name, s := range e.services {
@@ -94,15 +114,37 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 		}
 	}
 	e.services = t.services
-	routes := make(map[string]bool, len(cfg.Routes))
+	routes := make(map[string]bool, len(cfg.Routes)+2*len(cfg.Plans))
 	for i := range cfg.Routes {
 		routes[cfg.Routes[i].Name] = true
+	}
+	for i := range cfg.Plans {
+		routes["plan:"+cfg.Plans[i].Name] = true
+		routes["quota:"+cfg.Plans[i].Name] = true
 	}
 	e.limits.Retain(routes)
 	e.metrics.ConfigVersion.Set(float64(t.Version))
 	e.metrics.ConfigLastReload.Set(float64(t.Loaded.Unix()))
 	return t, nil
 }
+
+// retireSecurity closes the verifiers and authorization clients the previous table used and
+// the new one (sec) does not. Apply holds e.mu.
+func (e *Engine) retireSecurity(sec *security) {
+	for k, v := range e.verifiers {
+		if sec.verifiers[k] != v {
+			v.Close()
+		}
+	}
+	e.verifiers = sec.verifiers
+	for _, ea := range e.extAuthz {
+		ea.Close()
+	}
+	e.extAuthz = sec.extAuthz
+}
+
+// runningVerifier returns the verifier the running table keeps under k, or nil.
+func (e *Engine) runningVerifier(k verifierKey) *jwtauth.Verifier { return e.verifiers[k] }
 
 // activeCounter returns the active-request counter of the named listener. Apply holds e.mu.
 func (e *Engine) activeCounter(listener string) *atomic.Int64 {
@@ -131,6 +173,7 @@ func (e *Engine) Close() {
 		s.close()
 	}
 	e.services = map[string]*service{}
+	e.retireSecurity(&security{})
 	e.limits.Close()
 	if al := e.accessLog.Swap(nil); al != nil {
 		_ = al.Close()
@@ -170,6 +213,9 @@ func (e *Engine) observe(x *proxy.Exchange) {
 	if !x.UpstreamStart.IsZero() && x.UpstreamDuration > 0 {
 		e.metrics.UpstreamDuration.WithLabelValues(x.Service).Observe(x.UpstreamDuration.Seconds())
 	}
+	if id := x.Identity; id != nil && id.Consumer != "" {
+		e.metrics.ConsumerRequests.WithLabelValues(id.Consumer, x.Route, code).Inc()
+	}
 	al := e.accessLog.Load()
 	if al == nil {
 		return
@@ -178,7 +224,10 @@ func (e *Engine) observe(x *proxy.Exchange) {
 		RequestID: x.ID, Listener: x.Listener, Route: x.Route, Service: x.Service, Endpoint: x.Endpoint,
 		Method: x.Req.Method, Host: x.Req.Host, Path: x.Req.Path, Proto: x.Req.Proto.String(),
 		Status: status, Reason: x.Reason, Duration: d, UpstreamDuration: x.UpstreamDuration,
-		BytesIn: x.BytesIn, BytesOut: x.BytesOut, Attempts: x.Attempts,
+		BytesIn: x.BytesIn, BytesOut: x.BytesOut, Attempts: x.Attempts, Authz: x.Decision,
+	}
+	if id := x.Identity; id != nil {
+		ent.Consumer = id.Consumer
 	}
 	if x.ClientIP.IsValid() {
 		ent.ClientIP = x.ClientIP.String()

@@ -32,6 +32,11 @@ func (lt *listenerTable) prepare(x *proxy.Exchange) {
 	if x.Req.Expect100 {
 		h.Del("Expect")
 	}
+	// Headers meshgate derives from credentials (the consumer, JWT claims, authorization
+	// answers) and those the listener declares internal are never the client's to send.
+	for _, name := range lt.internal {
+		h.Del(name)
+	}
 
 	peer := x.Peer.Addr().Unmap()
 	x.ClientIP = peer

@@ -27,6 +27,7 @@ type Table struct {
 	listeners map[string]*listenerTable
 	services  map[string]*service
 	budgets   map[budgetKey]*retryBudget
+	sec       *security
 }
 
 // listenerTable is what one listener's requests are matched and served with.
@@ -37,6 +38,8 @@ type listenerTable struct {
 	trusted []netip.Prefix
 	paths   pathnorm.Options
 	maxBody int64
+	// internal are the request headers clients may not send, removed before routing.
+	internal []string
 	// maxActive sheds requests beyond this many at once (0: no limit); active counts them and is
 	// shared by every table while the listener keeps its name.
 	maxActive int64

@@ -4,6 +4,8 @@ package filter
 
 import (
 	"sort"
+	"strconv"
+	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/proxy"
@@ -63,6 +65,55 @@ func ResponseHeaders(e *HeaderEdit) proxy.Middleware {
 	return func(next proxy.Handler) proxy.Handler {
 		return proxy.HandlerFunc(func(x *proxy.Exchange) error {
 			x.ResponseEdits = append(x.ResponseEdits, apply)
+			return next.Serve(x)
+		})
+	}
+}
+
+// SecurityHeaders adds the security response headers h configures to upstream responses that
+// do not set them already: Strict-Transport-Security (on HTTPS only), X-Content-Type-Options,
+// X-Frame-Options, Referrer-Policy and Content-Security-Policy.
+func SecurityHeaders(h *config.SecurityHeaders) proxy.Middleware {
+	var fields, hsts []httpmsg.Field
+	if h.HSTSMaxAge > 0 {
+		v := "max-age=" + strconv.FormatInt(int64(h.HSTSMaxAge/time.Second), 10)
+		if h.HSTSIncludeSubdomains {
+			v += "; includeSubDomains"
+		}
+		if h.HSTSPreload {
+			v += "; preload"
+		}
+		hsts = []httpmsg.Field{{Name: "Strict-Transport-Security", Value: v}}
+	}
+	if h.ContentTypeNosniff == nil || *h.ContentTypeNosniff {
+		fields = append(fields, httpmsg.Field{Name: "X-Content-Type-Options", Value: "nosniff"})
+	}
+	if h.FrameOptions != "" && h.FrameOptions != "off" {
+		fields = append(fields, httpmsg.Field{Name: "X-Frame-Options", Value: h.FrameOptions})
+	}
+	if h.ReferrerPolicy != "" && h.ReferrerPolicy != "off" {
+		fields = append(fields, httpmsg.Field{Name: "Referrer-Policy", Value: h.ReferrerPolicy})
+	}
+	if h.ContentSecurityPolicy != "" {
+		fields = append(fields, httpmsg.Field{Name: "Content-Security-Policy", Value: h.ContentSecurityPolicy})
+	}
+	add := func(fs []httpmsg.Field) func(*httpmsg.Response) {
+		return func(r *httpmsg.Response) {
+			for _, f := range fs {
+				if !r.Header.Has(f.Name) {
+					r.Header.Add(f.Name, f.Value)
+				}
+			}
+		}
+	}
+	plain, secure := add(fields), add(append(append([]httpmsg.Field(nil), fields...), hsts...))
+	return func(next proxy.Handler) proxy.Handler {
+		return proxy.HandlerFunc(func(x *proxy.Exchange) error {
+			if x.Scheme == "https" {
+				x.ResponseEdits = append(x.ResponseEdits, secure)
+			} else {
+				x.ResponseEdits = append(x.ResponseEdits, plain)
+			}
 			return next.Serve(x)
 		})
 	}

@@ -44,6 +44,10 @@ func (l *Limiter) Middleware() proxy.Middleware {
 	}
 }
 
+// Serve runs x through l and hands it to next when admitted, for callers that choose the
+// limiter per request (a consumer's plan).
+func (l *Limiter) Serve(x *proxy.Exchange, next proxy.Handler) error { return l.serve(x, next) }
+
 // serve decides x and answers it or hands it to next.
 func (l *Limiter) serve(x *proxy.Exchange, next proxy.Handler) error {
 	var (

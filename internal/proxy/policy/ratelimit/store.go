@@ -51,8 +51,9 @@ type Store struct {
 
 	mu        sync.Mutex
 	closed    bool
-	limiters  map[string][]*Limiter // per route, the most recently returned last
-	requested map[string]bool       // routes Limiter was called for since the last Retain
+	limiters  map[string][]*Limiter   // per route, the most recently returned last
+	quotas    map[string]*storedQuota // per "quota:" and plan name
+	requested map[string]bool         // routes Limiter was called for since the last Retain
 	clients   map[clientKey]*redisClient
 	retiring  map[clientKey]*retiringClient
 }
@@ -82,6 +83,7 @@ func NewStore(opts Options) *Store {
 		grace:      clientGrace,
 		script:     redis.NewScript(gcraScript),
 		limiters:   map[string][]*Limiter{},
+		quotas:     map[string]*storedQuota{},
 		requested:  map[string]bool{},
 		clients:    map[clientKey]*redisClient{},
 		retiring:   map[clientKey]*retiringClient{},
@@ -211,6 +213,13 @@ func (s *Store) Retain(routes map[string]bool) {
 			used[l.global.client] = true
 		}
 	}
+	for name, sq := range s.quotas {
+		if !routes[name] || !s.requested[name] {
+			delete(s.quotas, name)
+			continue
+		}
+		used[sq.q.client] = true
+	}
 	for key, c := range s.clients {
 		if used[c] {
 			continue
@@ -255,6 +264,7 @@ func (s *Store) Close() {
 		delete(s.clients, key)
 	}
 	s.limiters = map[string][]*Limiter{}
+	s.quotas = map[string]*storedQuota{}
 }
 
 // report passes a decision to OnDecision.
