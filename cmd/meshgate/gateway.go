@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/meshgate/meshgate/internal/admin"
+	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/gateway"
+	"github.com/meshgate/meshgate/internal/observe/audit"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
 	"github.com/meshgate/meshgate/internal/proxy/policy/ratelimit"
 )
@@ -49,9 +52,26 @@ func runGateway(ctx context.Context, cfgPath string, log *slog.Logger, ready fun
 		fmt.Fprintln(os.Stderr, err)
 		return exitCode(1)
 	}
+	al, err := audit.Open(t.Config.Admin.AuditLog)
+	if err != nil {
+		_ = gw.Shutdown(context.Background())
+		return err
+	}
+	defer al.Close()
+	if al != nil {
+		gw.SetAudit(al)
+		if err := al.Record(audit.Entry{Time: time.Now(), Actor: "startup", Source: cfgPath, Result: "applied", NewVersion: t.Version}); err != nil {
+			log.Error("cannot write the audit log", "error", err)
+		}
+	}
 	var adm *admin.Server
 	if a := t.Config.Admin; a.Address != "off" {
-		adm = admin.New(gw, a.Address, a.Pprof, log.With("component", "admin"))
+		opts, err := adminOptions(t.Config, log)
+		if err != nil {
+			_ = gw.Shutdown(context.Background())
+			return err
+		}
+		adm = admin.New(gw, opts, log.With("component", "admin"))
 		if err := adm.Start(); err != nil {
 			_ = gw.Shutdown(context.Background())
 			return fmt.Errorf("admin listener: %w", err)
@@ -63,4 +83,24 @@ func runGateway(ctx context.Context, cfgPath string, log *slog.Logger, ready fun
 		ready(gw, adm)
 	}
 	return gateway.WatchAndServe(ctx, gw, cfgPath, log)
+}
+
+// adminOptions reads the admin API's settings: its token from the environment variable the config
+// names, and its TLS config.
+func adminOptions(cfg *config.Config, log *slog.Logger) (admin.Options, error) {
+	a := cfg.Admin
+	opts := admin.Options{Address: a.Address, Pprof: a.Pprof}
+	if a.TokenEnv != "" {
+		tok, ok := os.LookupEnv(a.TokenEnv)
+		if !ok || len(tok) < 16 {
+			return opts, fmt.Errorf("admin API: environment variable %s must hold a token of at least 16 characters", a.TokenEnv)
+		}
+		opts.Token = tok
+	}
+	tc, err := gateway.AdminTLS(cfg, log.With("component", "admin"))
+	if err != nil {
+		return opts, fmt.Errorf("admin API: %w", err)
+	}
+	opts.TLS = tc
+	return opts, nil
 }

@@ -5,6 +5,8 @@ package admin
 
 import (
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -25,17 +28,35 @@ import (
 // MaxConfigBytes bounds a config sent with PUT /config.
 const MaxConfigBytes = 16 << 20
 
-// Server is the admin HTTP server of one gateway.
-type Server struct {
-	gw  *gateway.Gateway
-	log *slog.Logger
-	srv *http.Server
-	ln  net.Listener
+// Options configure an admin server.
+type Options struct {
+	// Address is the host:port to listen on.
+	Address string
+	// Pprof serves Go's pprof handlers.
+	Pprof bool
+	// Token, when set, is the bearer token every request but /live and /ready must carry.
+	Token string
+	// TLS, when set, serves HTTPS; with ClientAuth set to require a verified certificate, only
+	// clients with a certificate from its client CAs are served (mTLS).
+	TLS *tls.Config
 }
 
-// New returns an admin server for gw on addr; Start binds it.
-func New(gw *gateway.Gateway, addr string, enablePprof bool, log *slog.Logger) *Server {
-	s := &Server{gw: gw, log: log}
+// Server is the admin HTTP server of one gateway.
+type Server struct {
+	gw    *gateway.Gateway
+	log   *slog.Logger
+	srv   *http.Server
+	ln    net.Listener
+	token []byte
+	tls   *tls.Config
+}
+
+// New returns an admin server for gw; Start binds it.
+func New(gw *gateway.Gateway, opts Options, log *slog.Logger) *Server {
+	s := &Server{gw: gw, log: log, tls: opts.TLS}
+	if opts.Token != "" {
+		s.token = []byte(opts.Token)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /live", s.live)
 	mux.HandleFunc("GET /ready", s.ready)
@@ -43,7 +64,7 @@ func New(gw *gateway.Gateway, addr string, enablePprof bool, log *slog.Logger) *
 	mux.HandleFunc("GET /config", s.getConfig)
 	mux.HandleFunc("PUT /config", s.putConfig)
 	mux.HandleFunc("GET /status", s.status)
-	if enablePprof {
+	if opts.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -51,8 +72,8 @@ func New(gw *gateway.Gateway, addr string, enablePprof bool, log *slog.Logger) *
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	s.srv = &http.Server{
-		Addr:              addr,
-		Handler:           mux,
+		Addr:              opts.Address,
+		Handler:           s.guard(mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second, // a CPU profile runs 30s by default
@@ -69,9 +90,13 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	s.ln = ln
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-		s.log.Warn("admin API is reachable beyond loopback", "address", ln.Addr().String())
+		s.log.Warn("admin API is reachable beyond loopback", "address", ln.Addr().String(),
+			"token", len(s.token) > 0, "mtls", s.tls != nil && s.tls.ClientAuth == tls.RequireAndVerifyClientCert)
 	}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -132,7 +157,7 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, putConfigResult{Errors: []string{err.Error()}})
 		return
 	}
-	t, err := s.gw.LoadBytes("<admin PUT /config>", body)
+	t, err := s.gw.LoadBytesBy(actor(r), "<admin PUT /config>", body)
 	if err != nil {
 		res := putConfigResult{}
 		var list config.ErrorList
@@ -163,6 +188,40 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 		res.Version, res.LoadedAt, res.Source = t.Version, t.Loaded, t.Config.Source.File
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// guard requires the bearer token, when one is set, on every path but /live and /ready (which
+// orchestrators probe without credentials and which reveal nothing).
+func (s *Server) guard(next http.Handler) http.Handler {
+	if s.token == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/live" || r.URL.Path == "/ready" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), s.token) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="meshgate-admin"`)
+			http.Error(w, "401 unauthenticated: the admin API needs its bearer token", http.StatusUnauthorized)
+			s.log.Warn("admin request refused: missing or wrong token", "peer", r.RemoteAddr, "path", r.URL.Path)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// actor describes who sent an admin request, for the audit log: the peer address and, when the
+// client presented a verified certificate, its subject.
+func actor(r *http.Request) string {
+	a := "admin-api " + r.RemoteAddr
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		a += " (" + r.TLS.PeerCertificates[0].Subject.String() + ")"
+	} else if r.Header.Get("Authorization") != "" {
+		a += " (token)"
+	}
+	return a
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

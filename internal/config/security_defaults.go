@@ -36,6 +36,12 @@ const (
 // securityDefaults fills the defaults of the authenticators, plans and admin security.
 func securityDefaults(c *Config) {
 	setDefault(&c.Admin.AuditLog, defaultAuditLog)
+	if t := c.Admin.TLS; t != nil {
+		setDefault(&t.MinVersion, "1.2")
+		if t.ClientCA != "" {
+			setDefault(&t.ClientAuth, defaultClientAuthWithCA)
+		}
+	}
 	for i := range c.Authenticators {
 		a := &c.Authenticators[i]
 		if a.APIKey != nil {

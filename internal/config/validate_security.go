@@ -546,9 +546,7 @@ func (v *validator) adminSecurity(s scope) {
 		s.key("tokenEnv").errorf("%q is not a valid environment variable name", a.TokenEnv)
 	}
 	if a.TLS != nil {
-		if len(a.TLS.Certificates) > 0 || a.TLS.ClientCA != "" {
-			v.listenerTLS(s.key("tls"), a.TLS)
-		}
+		v.listenerTLS(s.key("tls"), a.TLS)
 	}
 	if a.Address == "off" || a.Address == "" {
 		return

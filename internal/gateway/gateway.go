@@ -8,12 +8,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/observe/audit"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
 	"github.com/meshgate/meshgate/internal/proxy/engine"
 	"github.com/meshgate/meshgate/internal/proxy/http1"
@@ -28,6 +32,8 @@ type Gateway struct {
 	log     *slog.Logger
 	metrics *metrics.Registry
 	engine  *engine.Engine
+
+	audit atomic.Pointer[audit.Log] // where config changes are recorded; nil: nowhere
 
 	mu        sync.Mutex // serialises Apply
 	listeners map[string]*running
@@ -81,22 +87,94 @@ func (g *Gateway) Addr(name string) net.Addr {
 	return nil
 }
 
+// SetAudit makes the gateway record every later config change, applied or refused, in l.
+func (g *Gateway) SetAudit(l *audit.Log) { g.audit.Store(l) }
+
 // LoadFile reads, validates and applies the config file at path.
 func (g *Gateway) LoadFile(path string) (*engine.Table, error) {
-	cfg, err := config.Load(path)
+	return g.LoadFileBy("", path)
+}
+
+// LoadFileBy is LoadFile on behalf of actor (for the audit log: "file change", "SIGHUP", ...).
+func (g *Gateway) LoadFileBy(actor, path string) (*engine.Table, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, g.refuse(path, err)
+		return nil, g.audited(actor, path, nil, g.refuse(path, fmt.Errorf("config: %w", err)))
 	}
-	return g.Apply(cfg)
+	data, err := io.ReadAll(io.LimitReader(f, config.MaxFileBytes+1))
+	f.Close()
+	if err != nil {
+		return nil, g.audited(actor, path, nil, g.refuse(path, fmt.Errorf("config: read %s: %w", path, err)))
+	}
+	return g.LoadBytesBy(actor, path, data)
 }
 
 // LoadBytes validates and applies a config given as YAML; source labels it in errors.
 func (g *Gateway) LoadBytes(source string, data []byte) (*engine.Table, error) {
+	return g.LoadBytesBy("", source, data)
+}
+
+// LoadBytesBy is LoadBytes on behalf of actor, recorded in the audit log when there is one.
+func (g *Gateway) LoadBytesBy(actor, source string, data []byte) (*engine.Table, error) {
+	old := uint64(0)
+	if t := g.engine.Table(); t != nil {
+		old = t.Version
+	}
 	cfg, err := config.LoadBytes(source, data)
 	if err != nil {
-		return nil, g.refuse(source, err)
+		return nil, g.audited(actor, source, data, g.refuse(source, err), old)
 	}
-	return g.Apply(cfg)
+	t, err := g.Apply(cfg)
+	if err != nil {
+		return nil, g.audited(actor, source, data, err, old)
+	}
+	if a := g.audit.Load(); a != nil {
+		g.record(a, audit.Entry{Time: time.Now(), Actor: actorOr(actor), Source: source, Result: "applied",
+			OldVersion: old, NewVersion: t.Version, SHA256: audit.Digest(data)})
+	}
+	return t, nil
+}
+
+// audited records a refused change and returns err. old is the running version, when known.
+func (g *Gateway) audited(actor, source string, data []byte, err error, old ...uint64) error {
+	a := g.audit.Load()
+	if a == nil {
+		return err
+	}
+	e := audit.Entry{Time: time.Now(), Actor: actorOr(actor), Source: source, Result: "refused"}
+	if len(old) > 0 {
+		e.OldVersion = old[0]
+	} else if t := g.engine.Table(); t != nil {
+		e.OldVersion = t.Version
+	}
+	if data != nil {
+		e.SHA256 = audit.Digest(data)
+	}
+	var list config.ErrorList
+	if errors.As(err, &list) {
+		for _, le := range list {
+			e.Errors = append(e.Errors, le.Error())
+		}
+	} else {
+		e.Errors = []string{err.Error()}
+	}
+	g.record(a, e)
+	return err
+}
+
+// record writes e, logging when the audit log cannot be written.
+func (g *Gateway) record(a *audit.Log, e audit.Entry) {
+	if err := a.Record(e); err != nil {
+		g.log.Error("cannot write the audit log", "error", err)
+	}
+}
+
+// actorOr names an unnamed actor.
+func actorOr(actor string) string {
+	if actor == "" {
+		return "api"
+	}
+	return actor
 }
 
 func (g *Gateway) refuse(source string, err error) error {

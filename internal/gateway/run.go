@@ -34,7 +34,7 @@ func WatchAndServe(ctx context.Context, gw *Gateway, path string, log *slog.Logg
 	}
 	reload := func(why string) {
 		log.Info("reloading config", "trigger", why, "file", path)
-		_, _ = gw.LoadFile(path) // a refused config is logged and kept on the admin API
+		_, _ = gw.LoadFileBy(why, path) // a refused config is logged and kept on the admin API
 	}
 	for {
 		select {

@@ -198,3 +198,18 @@ func (s *certSource) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	}
 	return &set.certs[0], nil
 }
+
+// AdminTLS returns the TLS config of the admin API that cfg describes, or nil when it has none:
+// its certificates (reloaded on change) and, with a client CA, verified client certificates.
+func AdminTLS(cfg *config.Config, log *slog.Logger) (*tls.Config, error) {
+	t := cfg.Admin.TLS
+	if t == nil || len(t.Certificates) == 0 {
+		return nil, nil
+	}
+	tc, err := buildTLS(cfg, t, "admin API", log)
+	if err != nil {
+		return nil, err
+	}
+	tc.NextProtos = []string{"http/1.1"}
+	return tc, nil
+}

@@ -79,8 +79,18 @@ type Process struct {
 // SIGKILL after stopTimeout) and the printing of its output on failure with t.Cleanup.
 func startProcess(t *testing.T, name, bin string, args ...string) *Process {
 	t.Helper()
+	return startProcessEnv(t, name, nil, bin, args...)
+}
+
+// startProcessEnv is startProcess with extra environment variables ("NAME=value") added to the
+// test's own.
+func startProcessEnv(t *testing.T, name string, env []string, bin string, args ...string) *Process {
+	t.Helper()
 	p := &Process{t: t, name: name, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout = p.stdout
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
