@@ -47,6 +47,10 @@ type Registry struct {
 	// ConsumerRequests counts requests of authenticated consumers by consumer, route and status
 	// code.
 	ConsumerRequests *prometheus.CounterVec
+	// ConcurrencyLimit is each service's adaptive concurrency limit.
+	ConcurrencyLimit *prometheus.GaugeVec
+	// ConcurrencyLimited counts requests the adaptive concurrency limit refused, by service.
+	ConcurrencyLimited *prometheus.CounterVec
 }
 
 // durationBuckets spans 100µs to about 30s, the range a proxy sees.
@@ -117,7 +121,16 @@ func New() *Registry {
 		Name: "meshgate_consumer_requests_total",
 		Help: "Requests of authenticated consumers by consumer, route and status code.",
 	}, []string{"consumer", "route", "code"})
+	r.ConcurrencyLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "meshgate_adaptive_concurrency_limit",
+		Help: "The adaptive concurrency limit of each service that has one.",
+	}, []string{"service"})
+	r.ConcurrencyLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_adaptive_concurrency_limited_total",
+		Help: "Requests the adaptive concurrency limit refused with 503 concurrency_limited, by service.",
+	}, []string{"service"})
 	r.Prom.MustRegister(r.Retries, r.RetryBudgetExhausted, r.RateLimitDecisions, r.AuthzDecisions, r.ConsumerRequests,
+		r.ConcurrencyLimit, r.ConcurrencyLimited,
 		r.Requests, r.RequestDuration, r.UpstreamDuration, r.UpstreamConnections,
 		r.UpstreamConnects, r.DownstreamConnections, r.EndpointHealthy, r.Reloads, r.ConfigVersion,
 		r.ConfigLastReload,

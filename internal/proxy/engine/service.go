@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/proxy/cluster"
+	"github.com/meshgate/meshgate/internal/proxy/cluster/adaptive"
 	"github.com/meshgate/meshgate/internal/proxy/upstream"
 )
 
@@ -20,6 +24,10 @@ type service struct {
 	cluster     *cluster.Cluster
 	transport   upstream.Transport
 	hashOn      *config.HashOn
+	// adaptive limits the requests in flight by observed latency; nil when not configured.
+	adaptive *adaptive.Limiter
+	limited  prometheus.Counter // requests the adaptive limit refused
+	limit    prometheus.Gauge   // the adaptive limit
 }
 
 // The HTTP/1 transport's pools enforce a circuit breaker's connection thresholds.
@@ -77,8 +85,19 @@ func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*se
 		}
 		tr = upstream.NewHTTP1(opts)
 	}
-	return &service{name: name, fingerprint: cluster.Fingerprint(svc), cluster: cl, transport: tr, hashOn: svc.LoadBalancer.Hash}, nil
+	s := &service{name: name, fingerprint: cluster.Fingerprint(svc), cluster: cl, transport: tr, hashOn: svc.LoadBalancer.Hash}
+	if a := svc.AdaptiveConcurrency; a != nil {
+		s.adaptive = adaptive.New(adaptive.Options{InitialLimit: a.InitialLimit, MinLimit: a.MinLimit, MaxLimit: a.MaxLimit,
+			SampleWindow: a.SampleWindow, Tolerance: a.Tolerance})
+		s.limited = m.ConcurrencyLimited.WithLabelValues(name)
+		s.limit = m.ConcurrencyLimit.WithLabelValues(name)
+		s.limit.Set(float64(s.adaptive.Limit()))
+	}
+	return s, nil
 }
+
+// errConcurrencyLimited is the cause of a 503 from the adaptive concurrency limit.
+var errConcurrencyLimited = errors.New("engine: the service's adaptive concurrency limit is reached")
 
 func (s *service) start(ctx context.Context) { s.cluster.Start(ctx) }
 
@@ -99,10 +118,30 @@ func (s *service) Serve(x *proxy.Exchange) error {
 // The service's circuit breaker admits the attempt first (as a retry when x.Attempts is above 1)
 // and refuses it at once, with 503 circuit_open, beyond a threshold. The attempt's outcome goes to
 // the breaker and to outlier detection.
-func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (*cluster.Endpoint, error) {
+func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (_ *cluster.Endpoint, err error) {
+	var localFail bool // the attempt failed locally (timeout, reset): a drop for the adaptive limit
+	var reached bool   // the attempt was handed to the transport
 	x.Service = s.name
 	if err := propagateDeadline(x); err != nil {
 		return nil, err
+	}
+	if s.adaptive != nil {
+		tok, ok := s.adaptive.Acquire()
+		if !ok {
+			s.limited.Inc()
+			return nil, proxy.Fail(503, proxy.ReasonConcurrencyLimited, errConcurrencyLimited)
+		}
+		start := time.Now()
+		defer func() {
+			// An attempt that never reached an endpoint (a breaker or the balancer refused it)
+			// says nothing about latency: it is released unsampled (a zero RTT).
+			var rtt time.Duration
+			if reached {
+				rtt = time.Since(start)
+			}
+			s.adaptive.Release(tok, rtt, !localFail)
+			s.limit.Set(float64(s.adaptive.Limit()))
+		}()
 	}
 	b := s.cluster.Breaker()
 	var ticket cluster.Ticket
@@ -138,9 +177,11 @@ func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (*cluste
 	}
 	x.Endpoint = ep.Address
 	ep.Begin()
+	reached = true
 	err = s.transport.Forward(x, ep.Address)
 	ep.End()
 	status, local := attemptOutcome(x, err)
+	localFail = local
 	s.cluster.Report(ep, status, local)
 	if b != nil {
 		b.Done(ticket, status, local)

@@ -83,6 +83,13 @@ func (hc *h1Conn) serveOne(s *Settings) bool {
 		}
 		return false
 	}
+	if x.Req.Upgrade != "" && httpmsg.HasToken(x.Req.Upgrade, "h2c") {
+		// h2c switches this very connection to HTTP/2 (deprecated by RFC 9113 §3.1). Passed on,
+		// it would let an upstream that accepts it take the client's connection past routing and
+		// filters. Serve the request as plain HTTP/1.1: Upgrade is hop-by-hop and dropped anyway.
+		x.Req.Upgrade = ""
+		x.Req.Header.Del("HTTP2-Settings")
+	}
 	now := time.Now()
 	x.Start = now
 	x.Listener = hc.l.name

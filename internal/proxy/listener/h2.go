@@ -2,6 +2,7 @@ package listener
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/proxy/http1"
 	"github.com/meshgate/meshgate/internal/proxy/httpmsg"
 )
 
@@ -63,18 +65,42 @@ func (a *h2Adapter) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		ex.b = h2Body{r: r.Body, limit: s.MaxBodyBytes}
+		ex.b = h2Body{r: r.Body, limit: s.MaxBodyBytes, rw: rw, x: x}
 		x.Body = &ex.b
 	} else {
 		req.ContentLength = 0
 	}
-	ex.w = h2Writer{rw: rw, method: r.Method}
+	ex.w = h2Writer{rw: rw, method: r.Method, x: x}
 	x.W = &ex.w
+	maxFields := s.Limits.MaxHeaderCount
+	if maxFields <= 0 {
+		maxFields = http1.DefaultMaxHeaderCount
+	}
+	if len(req.Header) > maxFields {
+		// x/net/http2 bounds only the bytes of a header list: enforce the field count the HTTP/1
+		// parser enforces, so that HTTP/2 cannot carry more fields upstream than HTTP/1 can.
+		a.reject(x, proxy.Fail(431, http1.ReasonTooManyHeaders, errTooManyFields))
+		return
+	}
 	a.l.handler.ServeExchange(x)
 	if x.Err != nil && ex.w.head && !ex.w.finished {
 		// The response is broken mid-stream: reset the stream so the client sees the failure.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+var errTooManyFields = errors.New("listener: too many header fields")
+
+// reject answers a request refused before routing, and has it recorded like any other.
+func (a *h2Adapter) reject(x *proxy.Exchange, err *proxy.Error) {
+	x.ClientIP = x.Peer.Addr()
+	if h, ok := a.l.handler.(interface {
+		RejectExchange(x *proxy.Exchange, err *proxy.Error)
+	}); ok {
+		h.RejectExchange(x, err)
+		return
+	}
+	_ = proxy.RespondError(x, err)
 }
 
 // hostOf returns the address part of "host:port" or "[v6]:port" without allocating.
@@ -98,14 +124,31 @@ type stringAddr string
 func (a stringAddr) Network() string { return "tcp" }
 func (a stringAddr) String() string  { return string(a) }
 
-// h2Body enforces the body limit on an HTTP/2 request body.
+// h2Body enforces the body limit and the exchange's deadline on an HTTP/2 request body.
 type h2Body struct {
-	r     io.Reader
-	limit int64
-	read  int64
+	r       io.Reader
+	limit   int64
+	read    int64
+	rw      http.ResponseWriter
+	x       *proxy.Exchange
+	started bool
+}
+
+// deadliner is what x/net/http2's ResponseWriter offers to bound one stream's reads and writes.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
 }
 
 func (b *h2Body) Read(p []byte) (int, error) {
+	if !b.started {
+		// As over HTTP/1, the deadline (the route may have changed it since the head was read)
+		// bounds the wait for the body: a client sending it slowly cannot hold the exchange.
+		b.started = true
+		if d, ok := b.rw.(deadliner); ok {
+			_ = d.SetReadDeadline(b.x.Deadline)
+		}
+	}
 	n, err := b.r.Read(p)
 	b.read += int64(n)
 	if b.limit >= 0 && b.read > b.limit {
@@ -117,6 +160,7 @@ func (b *h2Body) Read(p []byte) (int, error) {
 // h2Writer adapts http.ResponseWriter.
 type h2Writer struct {
 	rw       http.ResponseWriter
+	x        *proxy.Exchange
 	method   string
 	head     bool
 	finished bool
@@ -156,6 +200,16 @@ func (w *h2Writer) WriteHead(resp *httpmsg.Response) error {
 	}
 	if resp.ContentLength >= 0 && httpmsg.BodyAllowed(w.method, st) {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	// As over HTTP/1, the deadline bounds writing the response, with a short floor for the error
+	// response that says it passed: a client that never opens its flow-control window cannot
+	// hold the exchange and the upstream connection.
+	if dl, ok := w.rw.(deadliner); ok {
+		d := w.x.Deadline
+		if floor := time.Now().Add(responseGrace); !d.IsZero() && d.Before(floor) {
+			d = floor
+		}
+		_ = dl.SetWriteDeadline(d)
 	}
 	w.head = true
 	w.rw.WriteHeader(st)

@@ -15,10 +15,13 @@
 //     which case they stay encoded;
 //   - merges repeated slashes unless Options.KeepSlashes;
 //   - resolves "." and ".." segments as RFC 3986 section 5.2.4 does; ".." at the root stays at
-//     the root.
+//     the root;
+//   - rejects a dot segment followed by parameters (".;x", "..;", "%2e%2e;x"): servers that strip
+//     ";" parameters from segments (servlet containers) resolve "/a/..;/admin" to "/admin" after
+//     the gateway has matched it as a path under "/a/".
 //
 // Other bytes, including ";" and bytes above 0x7F, are data and pass through unchanged: "/admin;x"
-// is not "/admin".
+// is not "/admin" here (authorization rules ignore such parameters; see package authz).
 //
 // An already normal path is returned as is, without allocating; any other path costs one
 // allocation.
@@ -51,6 +54,10 @@ var ErrBadEscape error = &pathError{"pathnorm: malformed percent-escape"}
 // ErrEncodedSlash is returned for "%2F" or "%5C" (any hex case) unless Options.AllowEncodedSlash
 // is set.
 var ErrEncodedSlash error = &pathError{"pathnorm: encoded slash or backslash"}
+
+// ErrDotParams is returned for a segment that is "." or ".." followed by parameters (";" and
+// anything after it), such as "..;" or ".;x", raw or with its dots percent-encoded.
+var ErrDotParams error = &pathError{"pathnorm: dot segment with parameters"}
 
 // ErrBackslash is returned for a raw backslash, which some servers treat as a path separator.
 // It is rejected whatever the options.
@@ -188,9 +195,14 @@ func segmentOK(s string, opt Options, last bool) bool {
 	case 1:
 		return s[0] != '.'
 	case 2:
-		return s != ".."
+		return s != ".." && s != ".;"
 	}
-	return true
+	return !dotParams(s)
+}
+
+// dotParams reports whether the (decoded) segment s is "." or ".." followed by parameters.
+func dotParams(s string) bool {
+	return len(s) >= 2 && s[0] == '.' && (s[1] == ';' || len(s) >= 3 && s[1] == '.' && s[2] == ';')
 }
 
 func isUpperHex(c byte) bool {
@@ -248,6 +260,9 @@ func normalize(p string, opt Options) (string, error) {
 		}
 		last := i >= len(p)
 		seg := buf[start+1:]
+		if dotParams(unsafe.String(unsafe.SliceData(seg), len(seg))) {
+			return "", ErrDotParams
+		}
 		switch {
 		case len(seg) == 0:
 			// An empty segment: a repeated slash, or the trailing slash when last.

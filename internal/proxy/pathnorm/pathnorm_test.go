@@ -26,7 +26,8 @@ func TestNormalize(t *testing.T) {
 		{desc: "dots inside names", in: "/a.b/..c/c../.d/...", want: "/a.b/..c/c../.d/..."},
 		{desc: "reserved escape kept", in: "/a%20b%3F", want: "/a%20b%3F"},
 		{desc: "semicolon is data", in: "/admin;x", want: "/admin;x"},
-		{desc: "dot-dot-semicolon is data", in: "/a/..;/admin", want: "/a/..;/admin"},
+		{desc: "semicolon after a name", in: "/a/b;x/c", want: "/a/b;x/c"},
+		{desc: "dots and semicolon inside a name", in: "/a/...;/b/x.;y", want: "/a/...;/b/x.;y"},
 		{desc: "utf-8 passes", in: "/caf\xc3\xa9", want: "/caf\xc3\xa9"},
 		{desc: "sub-delims pass", in: "/a!$&'()*+,=:@b", want: "/a!$&'()*+,=:@b"},
 
@@ -94,6 +95,12 @@ func TestNormalize(t *testing.T) {
 		{desc: "raw space", in: "/a b", wantErr: ErrBadPath},
 		{desc: "raw DEL", in: "/a\x7f", wantErr: ErrBadPath},
 		{desc: "error after dot work", in: "/a/../%zz", wantErr: ErrBadEscape},
+		{desc: "attack: dot-dot with parameters", in: "/a/..;/admin", wantErr: ErrDotParams},
+		{desc: "attack: dot-dot with named parameters", in: "/a/..;x=1/admin", wantErr: ErrDotParams},
+		{desc: "attack: dot with parameters", in: "/.;/admin", wantErr: ErrDotParams},
+		{desc: "attack: encoded dot-dot with parameters", in: "/a/%2e%2E;/admin", wantErr: ErrDotParams},
+		{desc: "attack: trailing dot-dot with parameters", in: "/admin/x/..;", wantErr: ErrDotParams},
+		{desc: "dot-dot with parameters even when keeping slashes", in: "//..;/admin", opt: keep, wantErr: ErrDotParams},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -180,6 +187,11 @@ func ref(p string, opt Options) string {
 		i += 2
 	}
 	in := b.String()
+	for _, seg := range strings.Split(in, "/") {
+		if strings.HasPrefix(seg, ".;") || strings.HasPrefix(seg, "..;") {
+			return ""
+		}
+	}
 	if !opt.KeepSlashes {
 		for strings.Contains(in, "//") {
 			in = strings.ReplaceAll(in, "//", "/")
@@ -226,7 +238,7 @@ func FuzzNormalize(f *testing.F) {
 	for _, s := range []string{
 		"/", "//admin", "/./admin", "/x/../admin", "/%2e%2e/admin", "/%2Fadmin", "/%5Cadmin",
 		"\\admin", "/a/b/../../../admin", "/%252F", "/admin;x", "/admin#x", "/a%2fb%5c%3f%E2%82%ac",
-		"/a//.", "/.%2E/", "/%", "/%0", "/%00", "/a/./b/../c",
+		"/a//.", "/.%2E/", "/%", "/%0", "/%00", "/a/./b/../c", "/a/..;/b", "/.%2e;x/a", "/a/.;",
 	} {
 		f.Add(s, false, false)
 		f.Add(s, true, true)

@@ -141,13 +141,21 @@ func TestPathTricks(t *testing.T) {
 		{"/administrator", false},
 		{"/ADMIN", false}, // another path (RFC 3986 section 6.2.2.1), routed separately too
 		{"/Admin/x", false},
-		{"/admin;x", false}, // ';' is data: another segment than "admin"
+		{"/admin;x", true}, // segment parameters are ignored: see TestPathParams
+		{"/admin;x/y", true},
+		{"/;x/admin", true},
+		{"/admin%3Bx", false}, // an encoded ';' is data
 		{"/api/admin", false},
+		{"/x/..;/admin", true}, // refused by normalisation
+		{"/x/%2e%2e;/admin", true},
 	}
 	for _, tt := range tests {
 		path, err := pathnorm.Normalize(tt.raw, pathnorm.Options{})
 		if err != nil {
-			t.Fatalf("Normalize(%q): %v", tt.raw, err)
+			if !tt.denied {
+				t.Fatalf("Normalize(%q): %v", tt.raw, err)
+			}
+			continue // refused before any rule is asked
 		}
 		got := pol.Decide(req("GET", path))
 		if denied := !got.Allow; denied != tt.denied {
@@ -157,11 +165,12 @@ func TestPathTricks(t *testing.T) {
 }
 
 // TestPrefixAgreesWithRouter checks that a prefix rule matches exactly the paths a route with
-// the same prefix matches.
+// the same prefix matches, for paths without segment parameters (which rules ignore and the
+// router does not; see TestPathParams).
 func TestPrefixAgreesWithRouter(t *testing.T) {
 	prefixes := []string{"/", "/admin", "/admin/", "/admin//", "/a/b"}
 	paths := []string{"/", "/admin", "/admin/", "/admin/x", "/adminx", "/ADMIN", "/Admin/x", "/a", "/a/b",
-		"/a/b/c", "/a/bc", "/x/admin", "/admin;x", ""}
+		"/a/b/c", "/a/bc", "/x/admin", ""}
 	for _, pre := range prefixes {
 		table, err := router.Compile([]config.Route{{Name: "r", Match: []config.RouteMatch{{Path: &config.PathMatch{Prefix: pre}}}}})
 		if err != nil {
@@ -175,6 +184,72 @@ func TestPrefixAgreesWithRouter(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPathParams checks that exact and prefix conditions ignore segment parameters (";" up to
+// the next "/") in deny and allow rules alike, and that regular expressions do not.
+func TestPathParams(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"/", "/"},
+		{"/admin", "/admin"},
+		{"/admin;x", "/admin"},
+		{"/admin;x=1;y=2", "/admin"},
+		{"/admin;x/y", "/admin/y"},
+		{"/a;x/b;y/c", "/a/b/c"},
+		{"/;x/admin", "/admin"},
+		{"/;x;y/;z/admin", "/admin"},
+		{"/a/;x", "/a/"},
+		{"/;x", "/"},
+		{"/;", "/"},
+		{"/a;/", "/a/"},
+		{"/a;x//b", "/a//b"},
+		{"/admin%3Bx", "/admin%3Bx"},
+		{"*", "*"},
+		{"", ""},
+	} {
+		if got := withoutParams(tt.in); got != tt.want {
+			t.Errorf("withoutParams(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	denyPol := mustCompile(t, &config.AuthzPolicy{
+		Rules: []config.AuthzRule{
+			deny("no-admin", config.AuthzRule{Paths: []config.PathMatch{prefix("/admin")}}),
+			deny("no-secret", config.AuthzRule{Paths: []config.PathMatch{{Exact: "/secret"}}}),
+		},
+		Default: config.AuthzAllow,
+	})
+	for _, tt := range []struct {
+		path   string
+		denied bool
+	}{
+		{"/admin;x", true},
+		{"/admin;x/y", true},
+		{"/admin/y;x", true},
+		{"/;x/admin", true},
+		{"/;x/admin;y/z", true},
+		{"/secret;x", true},
+		{"/secret;", true},
+		{"/secret;x/y", false},
+		{"/adminx;y", false},
+		{"/x;admin", false},
+		{"/x/admin;y", false},
+		{"/admin%3Bx", false},
+	} {
+		if got := denyPol.Decide(req("GET", tt.path)); got.Allow == tt.denied {
+			t.Errorf("deny rules, %q: %+v, want denied = %v", tt.path, got, tt.denied)
+		}
+	}
+	checkRule(t, config.AuthzRule{Paths: []config.PathMatch{prefix("/public"), {Exact: "/index"}}}, []ruleCase{
+		{"prefix with parameters", req("GET", "/public;jsessionid=1"), true},
+		{"below prefix with parameters", req("GET", "/public;jsessionid=1/a"), true},
+		{"exact with parameters", req("GET", "/index;v=2"), true},
+		{"parameters do not join segments", req("GET", "/pub;lic"), false},
+		{"other path with parameters", req("GET", "/private;public"), false},
+	})
+	checkRule(t, config.AuthzRule{Paths: []config.PathMatch{{Regex: "/orders/[0-9]+"}}}, []ruleCase{
+		{"regex sees parameters", req("GET", "/orders/42;x"), false},
+		{"regex without parameters", req("GET", "/orders/42"), true},
+	})
 }
 
 func TestHeaders(t *testing.T) {

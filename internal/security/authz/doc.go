@@ -36,8 +36,12 @@
 //     case-sensitive (RFC 3986 section 6.2.2.1), as in the router: "/ADMIN" is a different path
 //     from "/admin" and routes separately. Normalisation has already resolved dot segments,
 //     repeated slashes and escaped unreserved characters, so "/x/../admin" and "/%61dmin"
-//     arrive as "/admin"; ';' is data, so "/admin;x" is not under "/admin" (an upstream that
-//     treats ';' as a parameter separator needs a rule of its own, for example a regex).
+//     arrive as "/admin", and refused dot segments with parameters such as "/x/..;/admin".
+//     Exact and Prefix ignore segment parameters, in deny and allow rules alike: in every
+//     segment, ';' and what follows it up to the next '/' are left out of the comparison (a
+//     segment of nothing but parameters is left out whole), as upstreams that strip matrix
+//     parameters do, so "/admin;x", "/admin;x/y" and "/;x/admin" are under "/admin", and
+//     "/public;jsessionid=1" is under "/public". Regex sees the path with its parameters.
 //   - Headers: the name is compared without regard to case. Value compares exactly, Regex (RE2)
 //     must match the whole value, Present only needs the field. Unlike route matching, every
 //     field with the name is considered: a header sent several times matches when any of its

@@ -90,19 +90,21 @@ func Compile(p *config.AuthzPolicy) (*Policy, error) {
 }
 
 // Decide returns the policy's decision for the request in, which must not be nil. A nil Policy
-// denies. Decide does not allocate unless it evaluates a CEL expression.
+// denies. Decide does not allocate unless it evaluates a CEL expression or the path has segment
+// parameters (";").
 func (p *Policy) Decide(in *Input) Decision {
 	if p == nil {
 		return Decision{Rule: DefaultRule}
 	}
 	var vars *celVars // built on first use by a CEL expression
+	bare := withoutParams(in.Path)
 	for i := range p.deny {
-		if p.deny[i].matches(in, &vars) {
+		if p.deny[i].matches(in, bare, &vars) {
 			return Decision{Rule: p.deny[i].name}
 		}
 	}
 	for i := range p.allow {
-		if p.allow[i].matches(in, &vars) {
+		if p.allow[i].matches(in, bare, &vars) {
 			return Decision{Allow: true, Rule: p.allow[i].name}
 		}
 	}

@@ -103,13 +103,14 @@ func compileRule(cr *config.AuthzRule) (rule, error) {
 	return r, nil
 }
 
-// matches reports whether every condition the rule sets holds, testing the cheapest first. vars
-// holds the CEL variables, built on first use and shared by the rules of one decision.
-func (r *rule) matches(in *Input, vars **celVars) bool {
+// matches reports whether every condition the rule sets holds, testing the cheapest first. bare
+// is in.Path without segment parameters (withoutParams). vars holds the CEL variables, built on
+// first use and shared by the rules of one decision.
+func (r *rule) matches(in *Input, bare string, vars **celVars) bool {
 	if len(r.methods) > 0 && !slices.Contains(r.methods, in.Method) {
 		return false
 	}
-	if len(r.paths) > 0 && !anyPath(r.paths, in.Path) {
+	if len(r.paths) > 0 && !anyPath(r.paths, in.Path, bare) {
 		return false
 	}
 	if (r.anyConsumer || len(r.consumers) > 0) && !r.consumerHolds(in) {

@@ -33,6 +33,13 @@ type Authenticator interface {
 	Challenge() string
 }
 
+// credentialRemover is implemented by authenticators whose credentials must not travel upstream:
+// once another authenticator of the route has decided, RemoveCredential takes this kind's
+// credential, if any, out of the request.
+type credentialRemover interface {
+	RemoveCredential(x *proxy.Exchange)
+}
+
 // Results of an authentication, the "result" label of meshgate_auth_total.
 const (
 	ResultAuthenticated = "authenticated"
@@ -79,10 +86,17 @@ var errAnswered = errors.New("auth: the request was answered by the authenticato
 // authenticate sets x.Identity, or refuses x: answered reports that x was answered here; err is
 // the refusal left for the engine to answer, or the failure to write the answer.
 func (p *policy) authenticate(x *proxy.Exchange) (answered bool, err error) {
-	for _, a := range p.auths {
+	for i, a := range p.auths {
 		id, present, err := a.Authenticate(x)
 		if !present {
 			continue
+		}
+		// The authenticators after the deciding one never look at the request: their
+		// credentials are removed, so that none travels upstream.
+		for _, later := range p.auths[i+1:] {
+			if r, ok := later.(credentialRemover); ok {
+				r.RemoveCredential(x)
+			}
 		}
 		if err != nil {
 			p.m.count(p.route, a.Name(), ResultRefused)

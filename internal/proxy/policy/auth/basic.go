@@ -51,6 +51,14 @@ func (a *Basic) Authenticate(x *proxy.Exchange) (*proxy.Identity, bool, error) {
 	return identity(a.name, c), true, nil
 }
 
+// RemoveCredential implements credentialRemover: basic credentials go even when another
+// authenticator of the route decided.
+func (a *Basic) RemoveCredential(x *proxy.Exchange) {
+	if _, ok := authorization(x.Req.Header, "basic"); ok {
+		x.Req.Header.Del("Authorization")
+	}
+}
+
 // authorization returns the Authorization header's value when its scheme is scheme (compared
 // without regard to case).
 func authorization(h httpmsg.Header, scheme string) (string, bool) {

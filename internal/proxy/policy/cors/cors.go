@@ -6,9 +6,10 @@
 // -Allow-Headers (the requested ones), -Max-Age and, when enabled, -Allow-Credentials; any other
 // preflight gets 403 with reason "cors_rejected". Other requests are forwarded; the response of
 // one whose Origin is allowed gets Access-Control-Allow-Origin, -Expose-Headers and, when enabled,
-// -Allow-Credentials. The policy alone decides these headers on its route: the same ones sent by
-// the upstream are removed. Every response the policy touches says "Vary: Origin", since what it
-// answers depends on the Origin.
+// -Allow-Credentials, whether the upstream answered or the gateway did (a refusal by a later
+// policy, an upstream failure), so that the page can read either. The policy alone decides these
+// headers on its route: the same ones sent by the upstream are removed. Every response the policy
+// touches says "Vary: Origin", since what it answers depends on the Origin.
 package cors
 
 import (

@@ -34,7 +34,32 @@ func (p *policy) serve(x *proxy.Exchange, next proxy.Handler) error {
 		}
 	}
 	x.ResponseEdits = append(x.ResponseEdits, edit)
+	if hasOrigin {
+		// Answers the gateway writes itself after this point (a refusal by authentication or a
+		// rate limit, an upstream failure) skip ResponseEdits; a browser could not read them
+		// without the CORS headers.
+		if w, ok := x.W.(*editWriter); ok {
+			w.edit = edit
+		} else {
+			x.W = &editWriter{ResponseWriter: x.W, edit: edit}
+		}
+	}
 	return next.Serve(x)
+}
+
+// editWriter applies a policy's response edit to every final head written through it. The edits
+// are idempotent, so a head that went through ResponseEdits already comes out the same.
+type editWriter struct {
+	proxy.ResponseWriter
+	edit func(*httpmsg.Response)
+}
+
+// WriteHead implements proxy.ResponseWriter.
+func (w *editWriter) WriteHead(resp *httpmsg.Response) error {
+	if resp.Status >= 200 {
+		w.edit(resp)
+	}
+	return w.ResponseWriter.WriteHead(resp)
 }
 
 // allowed reports whether the Origin value s is an allowed origin.
