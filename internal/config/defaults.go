@@ -38,6 +38,9 @@ func listenerDefaults(l *Listener) {
 		if l.TLS.ClientCA != "" {
 			setDefault(&l.TLS.ClientAuth, defaultClientAuthWithCA)
 		}
+		if l.TLS.ACME != nil {
+			acmeDefaults(l.TLS.ACME)
+		}
 	}
 	setDefault(&l.Timeouts.ReadHeader, 10*time.Second)
 	setDefault(&l.Timeouts.Idle, 60*time.Second)

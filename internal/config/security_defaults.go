@@ -73,6 +73,12 @@ func securityDefaults(c *Config) {
 	}
 }
 
+// acmeDefaults fills the defaults of an ACME block: Let's Encrypt and storage "acme".
+func acmeDefaults(a *ACME) {
+	setDefault(&a.DirectoryURL, "https://acme-v02.api.letsencrypt.org/directory")
+	setDefault(&a.Storage, "acme")
+}
+
 // routeSecurityDefaults fills the defaults of a route's security policies and stream idle timeout.
 func routeSecurityDefaults(r *Route) {
 	if r.Authz != nil {

@@ -94,8 +94,12 @@ type Listener struct {
 // ListenerTLS configures TLS termination on a listener.
 type ListenerTLS struct {
 	// Certificates are served by SNI: the first certificate whose names match the client's server
-	// name is used; the first certificate is the default when none matches. At least one is required.
-	Certificates []Certificate `yaml:"certificates" json:"certificates"`
+	// name is used; the first certificate is the default when none matches. At least one is
+	// required unless ACME is set. Files are reloaded when they change.
+	Certificates []Certificate `yaml:"certificates,omitempty" json:"certificates,omitempty"`
+	// ACME obtains and renews certificates automatically from an ACME certificate authority
+	// (such as Let's Encrypt) for the listed domains; they are served before Certificates.
+	ACME *ACME `yaml:"acme,omitempty" json:"acme,omitempty"`
 	// MinVersion is the lowest TLS version accepted: "1.2" (default) or "1.3".
 	MinVersion string `yaml:"minVersion,omitempty" json:"minVersion,omitempty"`
 	// CipherSuites limits the TLS 1.2 cipher suites, by Go name (for example
@@ -109,6 +113,26 @@ type ListenerTLS struct {
 	// ClientAuth is "optional" (default with ClientCA: a certificate, when sent, must verify) or
 	// "require" (every connection must present one that verifies).
 	ClientAuth string `yaml:"clientAuth,omitempty" json:"clientAuth,omitempty"`
+}
+
+// ACME configures automatic certificates. The TLS-ALPN-01 challenge is answered on the listener
+// itself, so the listener must be reachable on port 443 of the domains (or the CA must be told
+// otherwise, as test CAs can be).
+type ACME struct {
+	// Domains are the names certificates are obtained for. Required.
+	Domains []string `yaml:"domains" json:"domains"`
+	// Email is the account contact the CA may write to about expiring certificates.
+	Email string `yaml:"email,omitempty" json:"email,omitempty"`
+	// DirectoryURL is the CA's ACME directory. Default Let's Encrypt's production directory.
+	DirectoryURL string `yaml:"directoryURL,omitempty" json:"directoryURL,omitempty"`
+	// CARoots is a PEM file of roots trusted for the CA's own HTTPS endpoint, for private CAs.
+	// Default: the system roots.
+	CARoots string `yaml:"caRoots,omitempty" json:"caRoots,omitempty"`
+	// Storage is the directory certificates, keys and the account are kept in (mode 0700).
+	// Relative paths are relative to the config file's directory. Default "acme".
+	Storage string `yaml:"storage,omitempty" json:"storage,omitempty"`
+	// AgreeToTerms accepts the CA's terms of service. Required to be true.
+	AgreeToTerms bool `yaml:"agreeToTerms" json:"agreeToTerms"`
 }
 
 // Certificate is a certificate chain and its private key, both PEM files.

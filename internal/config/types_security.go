@@ -231,7 +231,9 @@ type AuthzRule struct {
 	Claims []ClaimMatch `yaml:"claims,omitempty" json:"claims,omitempty"`
 	// Methods matches these request methods.
 	Methods []string `yaml:"methods,omitempty" json:"methods,omitempty"`
-	// Paths matches the normalised request path (the one routing used).
+	// Paths matches the normalised request path (the one routing used). For exact and prefix
+	// matches, ";parameters" at the end of a segment are ignored ("/admin;x" is under "/admin"),
+	// since some upstreams strip them; regex matches see the path as it is.
 	Paths []PathMatch `yaml:"paths,omitempty" json:"paths,omitempty"`
 	// Headers must all match.
 	Headers []HeaderMatch `yaml:"headers,omitempty" json:"headers,omitempty"`

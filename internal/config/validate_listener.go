@@ -73,8 +73,11 @@ func (v *validator) listener(s scope, l *Listener) {
 func (v *validator) listenerTLS(s scope, t *ListenerTLS) {
 	checkOneOf(s.key("minVersion"), t.MinVersion, "1.2", "1.3")
 	v.tlsPolicy(s, t)
-	if len(t.Certificates) == 0 {
-		s.key("certificates").errorf("at least one certificate is required")
+	if len(t.Certificates) == 0 && t.ACME == nil {
+		s.key("certificates").errorf("at least one certificate is required (or acme)")
+	}
+	if t.ACME != nil {
+		v.acme(s.key("acme"), t.ACME)
 	}
 	for i, c := range t.Certificates {
 		cs := s.key("certificates").index(i)

@@ -14,6 +14,9 @@ func (v *validator) routeList() {
 		r := &v.c.Routes[i]
 		s := v.object(pathIndex("routes", i), r.Name)
 		uniqueName(s, r.Name, names)
+		if strings.HasPrefix(r.Name, "plan:") || strings.HasPrefix(r.Name, "quota:") {
+			s.key("name").errorf(`%q: names starting with "plan:" or "quota:" are reserved for plans' limits`, r.Name)
+		}
 		v.route(s, r)
 	}
 }

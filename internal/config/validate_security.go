@@ -604,3 +604,26 @@ func isLoopbackHost(host string) bool {
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
 }
+
+// acme checks an ACME block.
+func (v *validator) acme(s scope, a *ACME) {
+	if len(a.Domains) == 0 {
+		s.key("domains").errorf("at least one domain is required")
+	}
+	for i, d := range a.Domains {
+		if !isHostname(d) || strings.HasPrefix(d, "*.") {
+			s.key("domains").index(i).errorf("%q is not a host name (wildcards need DNS challenges, which are not supported)", d)
+		}
+	}
+	if a.DirectoryURL != "" {
+		checkHTTPURL(s.key("directoryURL"), a.DirectoryURL)
+	}
+	if a.CARoots != "" {
+		if _, err := v.c.LoadCertPool(a.CARoots); err != nil {
+			s.key("caRoots").errorf("%v", err)
+		}
+	}
+	if !a.AgreeToTerms {
+		s.key("agreeToTerms").errorf("must be true: the CA's terms of service must be accepted to get certificates")
+	}
+}

@@ -191,7 +191,7 @@ listeners:
 				`DIR/gateway.yaml:20: listener "d": tls.certificates[1]: cannot load the certificate and key: private key does not match public key`,
 				`DIR/gateway.yaml:21: listener "d": tls.certificates[2].key: required`,
 				`DIR/gateway.yaml:22: listener "d": tls.certificates[3]: cannot load the certificate and key: DIR/certs is not a regular file`,
-				`DIR/gateway.yaml:26: listener "e": tls.certificates: at least one certificate is required`,
+				`DIR/gateway.yaml:26: listener "e": tls.certificates: at least one certificate is required (or acme)`,
 				`DIR/gateway.yaml:27: listener "e": trustedProxies[0]: "10.0.0.0/33" is not an IP address or CIDR`,
 				`DIR/gateway.yaml:27: listener "e": trustedProxies[1]: "proxy.internal" is not an IP address or CIDR`,
 				`DIR/gateway.yaml:28: listener "e": timeouts.idle: must not be negative`,
