@@ -582,8 +582,8 @@ func (t *HTTP1) exchange(x *proxy.Exchange, uc *upConn) (retry bool, err error) 
 		uc.close()
 		return true, classify(err, false)
 	}
-	if x.StreamIdle > 0 {
-		armDeadline(uc.c, x) // the response head is awaited for one idle period
+	if x.StreamIdle > 0 && x.Body != nil {
+		armDeadline(uc.c, x) // the response head is awaited for one idle period after the body
 	}
 	resp := &uc.resp
 	hdr := resp.Header[:0]
