@@ -546,6 +546,9 @@ func (v *validator) adminSecurity(s scope) {
 		s.key("tokenEnv").errorf("%q is not a valid environment variable name", a.TokenEnv)
 	}
 	if a.TLS != nil {
+		if a.TLS.ACME != nil {
+			s.key("tls").key("acme").errorf("not supported for the admin API: give it certificates")
+		}
 		v.listenerTLS(s.key("tls"), a.TLS)
 	}
 	if a.Address == "off" || a.Address == "" {

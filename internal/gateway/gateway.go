@@ -32,6 +32,7 @@ type Gateway struct {
 	log     *slog.Logger
 	metrics *metrics.Registry
 	engine  *engine.Engine
+	acme    *acmeSet // the listeners' automatic certificates
 
 	audit atomic.Pointer[audit.Log] // where config changes are recorded; nil: nowhere
 
@@ -61,7 +62,8 @@ type ReloadError struct {
 
 // New returns a gateway with nothing bound.
 func New(log *slog.Logger, m *metrics.Registry) *Gateway {
-	return &Gateway{log: log, metrics: m, engine: engine.New(log, m), listeners: map[string]*running{}}
+	return &Gateway{log: log, metrics: m, engine: engine.New(log, m), acme: newACMESet(log),
+		listeners: map[string]*running{}}
 }
 
 // Engine returns the data-plane engine.
@@ -219,10 +221,17 @@ func (g *Gateway) Apply(cfg *config.Config) (*engine.Table, error) {
 }
 
 func (g *Gateway) apply(cfg *config.Config) (*engine.Table, error) {
+	g.acme.begin()
+	committed := false
+	defer func() {
+		if !committed {
+			g.acme.abort()
+		}
+	}()
 	settings := make(map[string]*listener.Settings, len(cfg.Listeners))
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
-		tc, err := serverTLS(cfg, l, g.log)
+		tc, err := serverTLS(cfg, l, g.log, g.acme)
 		if err != nil {
 			return nil, err
 		}
@@ -290,6 +299,16 @@ func (g *Gateway) apply(cfg *config.Config) (*engine.Table, error) {
 		}
 		bound[l.Name] = ln
 	}
+	g.acme.commit(func(name string) string {
+		if ln := bound[name]; ln != nil {
+			return ln.Addr().String()
+		}
+		if r := keep[name]; r != nil {
+			return r.l.Addr().String()
+		}
+		return ""
+	})
+	committed = true
 	next := map[string]*running{}
 	for name, r := range keep {
 		r.cfg = *findListener(cfg, name)
@@ -347,6 +366,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	g.draining.Wait()
+	g.acme.close()
 	g.engine.Close()
 	return ctx.Err()
 }

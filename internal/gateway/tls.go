@@ -20,20 +20,31 @@ const certCheckInterval = time.Second
 // chosen by SNI (the first certificate whose names match; the first one when none does) and
 // reloaded when their files change, TLS 1.2 or later with Go's modern cipher suites (or the
 // listed ones), client certificates verified against the client CA when one is set, and ALPN
-// h2 then http/1.1.
-func serverTLS(cfg *config.Config, l *config.Listener, log *slog.Logger) (*tls.Config, error) {
+// h2 then http/1.1. With ACME, the managed certificates of its domains come first (see
+// certSource.certificate) and the listener answers the CA's TLS-ALPN-01 challenges; acme is
+// where the listener's ACME manager is prepared.
+func serverTLS(cfg *config.Config, l *config.Listener, log *slog.Logger, acme *acmeSet) (*tls.Config, error) {
 	if l.TLS == nil {
 		return nil, nil
 	}
-	return buildTLS(cfg, l.TLS, "listener "+fmt.Sprintf("%q", l.Name), log)
+	var m *acmeManager
+	if l.TLS.ACME != nil && acme != nil {
+		var err error
+		if m, err = acme.prepare(cfg, l.Name, l.TLS.ACME); err != nil {
+			return nil, fmt.Errorf("listener %q: %w", l.Name, err)
+		}
+	}
+	return buildTLS(cfg, l.TLS, "listener "+fmt.Sprintf("%q", l.Name), log, m)
 }
 
-// buildTLS builds the server TLS config t describes; what names the owner in errors and logs.
-func buildTLS(cfg *config.Config, t *config.ListenerTLS, what string, log *slog.Logger) (*tls.Config, error) {
+// buildTLS builds the server TLS config t describes; what names the owner in errors and logs;
+// m, when not nil, manages the ACME certificates.
+func buildTLS(cfg *config.Config, t *config.ListenerTLS, what string, log *slog.Logger, m *acmeManager) (*tls.Config, error) {
 	src, err := newCertSource(cfg, t.Certificates, what, log)
 	if err != nil {
 		return nil, err
 	}
+	src.acme = m
 	minVersion := uint16(tls.VersionTLS12)
 	if t.MinVersion == "1.3" {
 		minVersion = tls.VersionTLS13
@@ -62,6 +73,23 @@ func buildTLS(cfg *config.Config, t *config.ListenerTLS, what string, log *slog.
 		tc.ClientAuth = tls.VerifyClientCertIfGiven
 		if t.ClientAuth == config.ClientAuthRequire {
 			tc.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	if m != nil {
+		// acme-tls/1 comes last: the server's order wins, and only a CA validating offers it.
+		tc.NextProtos = append(tc.NextProtos, acmeTLSProto)
+		// A CA's validation presents no client certificate and may not speak TLS 1.3 only: it
+		// gets a config of its own that serves the challenge certificate and nothing else.
+		challenge := &tls.Config{
+			GetCertificate: src.certificate,
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{acmeTLSProto},
+		}
+		tc.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if isACMEChallenge(hello) {
+				return challenge, nil
+			}
+			return nil, nil
 		}
 	}
 	return tc, nil
@@ -93,6 +121,7 @@ type certSource struct {
 	files []config.Certificate
 	what  string
 	log   *slog.Logger
+	acme  *acmeManager // nil without ACME
 
 	current   atomic.Pointer[certSet]
 	nextCheck atomic.Int64 // unix nanoseconds of the next look at the files
@@ -184,9 +213,26 @@ func (s *certSource) refresh() {
 	s.log.Info("certificates reloaded", "owner", s.what, "certificates", len(set.certs))
 }
 
-// certificate chooses the certificate for a handshake: the first whose names match the client's
-// server name, else the first. It implements tls.Config.GetCertificate.
+// certificate chooses the certificate for a handshake. With ACME, a server name among its
+// domains gets the managed certificate (a CA's TLS-ALPN-01 validation gets the challenge
+// certificate). Otherwise, the first configured certificate whose names match the client's
+// server name, else the first configured one; without configured certificates, the first
+// managed certificate there is, else the handshake fails. It implements
+// tls.Config.GetCertificate.
 func (s *certSource) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if s.acme != nil {
+		if c, handled, err := s.acme.certificate(hello); handled {
+			return c, err
+		}
+	}
+	if len(s.files) == 0 {
+		if s.acme != nil {
+			if c := s.acme.anyCertificate(); c != nil {
+				return c, nil
+			}
+		}
+		return nil, fmt.Errorf("%s: no certificate for server name %q yet", s.what, hello.ServerName)
+	}
 	s.refresh()
 	set := s.current.Load()
 	if hello.ServerName != "" {
@@ -206,7 +252,7 @@ func AdminTLS(cfg *config.Config, log *slog.Logger) (*tls.Config, error) {
 	if t == nil || len(t.Certificates) == 0 {
 		return nil, nil
 	}
-	tc, err := buildTLS(cfg, t, "admin API", log)
+	tc, err := buildTLS(cfg, t, "admin API", log, nil)
 	if err != nil {
 		return nil, err
 	}

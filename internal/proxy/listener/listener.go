@@ -176,8 +176,13 @@ func (l *Listener) serveConn(c net.Conn) {
 			return
 		}
 		_ = c.SetDeadline(time.Time{})
-		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		switch tc.ConnectionState().NegotiatedProtocol {
+		case "h2":
 			l.serveH2(tc)
+			return
+		case "acme-tls/1":
+			// An ACME CA validating a TLS-ALPN-01 challenge: the handshake was the answer.
+			_ = tc.Close()
 			return
 		}
 		l.serveH1(tc, bufio.NewReaderSize(tc, 4<<10), peer, "https")
