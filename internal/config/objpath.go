@@ -107,6 +107,12 @@ func objectKind(list string) string {
 		return "route"
 	case "services":
 		return "service"
+	case "authenticators":
+		return "authenticator"
+	case "consumers":
+		return "consumer"
+	case "plans":
+		return "plan"
 	}
 	return ""
 }
