@@ -558,7 +558,9 @@ type Service struct {
 
 // AdaptiveConcurrency is a gradient concurrency limiter (as in Netflix's concurrency-limits and
 // Envoy's adaptive concurrency filter): every SampleWindow it compares the recent latency with the
-// long-term latency and shrinks the limit when requests queue, growing it again when they do not.
+// service's baseline latency and shrinks the limit when requests queue, growing it again when
+// they do not. The baseline is measured at start and about every 30s by briefly holding the
+// requests in flight to MinLimit (the excess is shed meanwhile), as Envoy does.
 type AdaptiveConcurrency struct {
 	// InitialLimit is the limit to start from. Default 20.
 	InitialLimit int `yaml:"initialLimit,omitempty" json:"initialLimit,omitempty"`

@@ -31,8 +31,8 @@ func capacityHandler(slots int, work time.Duration, held, maxHeld *atomic.Int64)
 }
 
 // TestAdaptiveConcurrency: 32 clients press a backend that serves 4 requests at once. The
-// service's adaptive concurrency limit learns that queueing raises latency and holds the
-// requests in flight well below the clients' 32, shedding the rest at once with 503
+// service's adaptive concurrency limit, starting at 24, learns that queueing raises latency and
+// brings the requests in flight down below its start, shedding the rest at once with 503
 // concurrency_limited; every admitted request succeeds; the metrics agree with what clients saw.
 func TestAdaptiveConcurrency(t *testing.T) {
 	t.Parallel()
@@ -87,8 +87,11 @@ services:
 		t.Fatalf("the backend held %d requests at once: the limit did not keep the 32 clients off it", m)
 	}
 	limit, _ := metricValue(t, gw, "meshgate_adaptive_concurrency_limit", map[string]string{"service": "app"})
-	if limit < 2 || limit >= clients {
-		t.Fatalf("the adaptive limit is %v; want it between minLimit and the clients' 32", limit)
+	t.Logf("final adaptive limit %v", limit)
+	// The limit started at 24, six times what the backend serves at once: it must have come down
+	// (to two or three times that), not learned the queue it made as the backend's latency.
+	if limit < 2 || limit >= 24 {
+		t.Fatalf("the adaptive limit is %v; want from minLimit 2 to below initialLimit 24", limit)
 	}
 	if v, _ := metricValue(t, gw, "meshgate_adaptive_concurrency_limited_total", map[string]string{"service": "app"}); int64(v) != shed.Load() {
 		t.Fatalf("meshgate_adaptive_concurrency_limited_total = %v, clients saw %d", v, shed.Load())

@@ -94,7 +94,59 @@ func (h *harness) windows(n, conc int, rtt time.Duration, ok bool) []int {
 	return limits
 }
 
-// longRTT returns the limiter's long RTT.
-func (h *harness) longRTT() time.Duration {
-	return time.Duration(h.l.gradient.long.rtt)
+// baseline returns the limiter's baseline RTT.
+func (h *harness) baseline() time.Duration {
+	return time.Duration(h.l.gradient.baseline)
+}
+
+// probing reports whether the limiter is probing its baseline.
+func (h *harness) probing() bool { return probing(h.l) }
+
+// probe completes the probe in progress like completeProbe.
+func (h *harness) probe(rtt time.Duration) int {
+	h.t.Helper()
+	return completeProbe(h.t, h.l, rtt)
+}
+
+// completeProbe completes l's probe in progress: rounds of admitting every request the limit
+// allows and releasing them with rtt. It returns the most a round admitted.
+func completeProbe(t *testing.T, l *Limiter, rtt time.Duration) int {
+	t.Helper()
+	if !probing(l) {
+		t.Fatal("no probe in progress")
+	}
+	most := 0
+	for i := 0; probing(l); i++ {
+		if i == 1000 {
+			t.Fatal("the probe did not end")
+		}
+		var tokens []Token
+		for {
+			tok, ok := l.Acquire()
+			if !ok {
+				break
+			}
+			tokens = append(tokens, tok)
+		}
+		most = max(most, len(tokens))
+		for _, tok := range tokens {
+			l.Release(tok, rtt, true)
+		}
+	}
+	return most
+}
+
+// probing reports whether l is probing its baseline.
+func probing(l *Limiter) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.probe.active
+}
+
+// started returns a harness whose limiter has completed its first probe at rtt.
+func started(t *testing.T, o Options, rtt time.Duration) *harness {
+	t.Helper()
+	h := newHarness(t, o)
+	h.probe(rtt)
+	return h
 }

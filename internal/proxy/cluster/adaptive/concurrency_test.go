@@ -1,6 +1,7 @@
 package adaptive
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,6 +37,11 @@ func TestConcurrentAcquireNeverExceedsLimit(t *testing.T) {
 				if len(held) == cap(held) || (i%3 == 0 && len(held) > 0) {
 					l.Release(held[0], time.Millisecond, true)
 					held = append(held[:0], held[1:]...)
+				}
+				if i%16 == 0 {
+					// Let the other workers run while this one holds its tokens, however few
+					// the processors.
+					runtime.Gosched()
 				}
 			}
 			for _, tok := range held {

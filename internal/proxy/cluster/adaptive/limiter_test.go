@@ -13,15 +13,20 @@ func TestDefaults(t *testing.T) {
 	l := New(Options{})
 	want := Options{
 		InitialLimit: 20, MinLimit: 3, MaxLimit: 1000, SampleWindow: 100 * ms, MinSamples: 10,
-		Tolerance: 1.5, Smoothing: 0.2, LongWindow: 600,
+		Tolerance: 1.5, Smoothing: 0.2, MinRTTInterval: 30 * time.Second, ProbeSamples: 25,
 	}
 	got := l.opts
 	got.Now = nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults = %+v, want %+v", got, want)
 	}
-	if l.Limit() != 20 || l.InFlight() != 0 {
-		t.Errorf("Limit, InFlight = %d, %d; want 20, 0", l.Limit(), l.InFlight())
+	if l.Limit() != 3 || l.InFlight() != 0 {
+		t.Errorf("Limit, InFlight = %d, %d during the first probe; want MinLimit 3, 0",
+			l.Limit(), l.InFlight())
+	}
+	completeProbe(t, l, 10*ms)
+	if l.Limit() != 20 {
+		t.Errorf("Limit = %d after the first probe, want InitialLimit 20", l.Limit())
 	}
 }
 
@@ -44,6 +49,7 @@ func TestOptionsOutOfRange(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := New(tc.o)
+			completeProbe(t, l, 10*ms)
 			o := l.opts
 			if l.Limit() != tc.limit || o.MinLimit != tc.min || o.MaxLimit != tc.max ||
 				o.Tolerance != tc.tolerance || o.Smoothing != tc.smoothing {
@@ -92,7 +98,7 @@ func TestReleaseIgnoresZeroToken(t *testing.T) {
 }
 
 func TestSteadyLatencyGrowsToMax(t *testing.T) {
-	h := newHarness(t, Options{MaxLimit: 200})
+	h := started(t, Options{MaxLimit: 200, MinRTTInterval: time.Hour}, 10*ms)
 	limits := h.windows(400, all, 10*ms, true)
 	for i := 1; i < len(limits); i++ {
 		if limits[i] < limits[i-1] {
@@ -109,16 +115,15 @@ func TestSteadyLatencyGrowsToMax(t *testing.T) {
 	if reached < 0 {
 		t.Fatalf("limit %d after %d windows, want MaxLimit 200", limits[len(limits)-1], len(limits))
 	}
-	for _, v := range limits[:warmupWindows] {
-		if v != 20 {
-			t.Fatalf("limit moved to %d while the long RTT warmed up", v)
-		}
+	if limits[1] <= 20 {
+		t.Fatalf("limit %d after the second window, want growth at once: the probe set the baseline",
+			limits[1])
 	}
 	t.Logf("MaxLimit reached after %d windows", reached+1)
 }
 
 func TestAppLimitedDoesNotGrow(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := started(t, Options{}, 10*ms)
 	for i, v := range h.windows(300, 9, 10*ms, true) { // 9 < 20/2 in flight
 		if v > 20 {
 			t.Fatalf("window %d: app-limited limit grew to %d", i, v)
@@ -132,14 +137,16 @@ func TestAppLimitedDoesNotGrow(t *testing.T) {
 }
 
 func TestQueueingShrinksLimit(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := started(t, Options{}, 10*ms)
 	h.windows(100, all, 10*ms, true)
 	prev := h.l.Limit()
-	for i := 0; prev > 4; i++ {
+	// 2.5x the baseline: beyond tolerance but not twice beyond. The limit shrinks, smoothed,
+	// down towards where the gradient 1.5/2.5 and the queue allowance balance: 1/(1-0.6)^2.
+	for i := 0; prev > 7; i++ {
 		if i == 100 {
-			t.Fatalf("limit %d after 100 windows beyond tolerance, want the floor 4", prev)
+			t.Fatalf("limit %d after 100 windows beyond tolerance, want 7", prev)
 		}
-		h.window(all, 40*ms, true) // 4x the long RTT: beyond tolerance
+		h.window(all, 25*ms, true)
 		v := h.l.Limit()
 		if v > prev {
 			t.Fatalf("window %d: limit grew from %d to %d beyond tolerance", i, prev, v)
@@ -151,80 +158,99 @@ func TestQueueingShrinksLimit(t *testing.T) {
 	}
 }
 
-func TestSlowerBackendIsRelearned(t *testing.T) {
-	h := newHarness(t, Options{})
+func TestHeavyQueueHalvesLimit(t *testing.T) {
+	h := started(t, Options{MaxLimit: 100}, 10*ms)
 	h.windows(100, all, 10*ms, true)
-	// The backend takes 40ms now whatever the concurrency: shedding to the floor cannot help.
-	limits := h.windows(300, all, 40*ms, true)
-	floor := -1
-	for i, v := range limits {
-		if v == 4 && floor < 0 {
-			floor = i
+	prev := float64(h.l.Limit())
+	// 4x the baseline, beyond twice the tolerance: the new limit is taken whole.
+	for i := range 3 {
+		h.window(all, 40*ms, true)
+		want := prev*minGradient + math.Sqrt(prev)
+		if got := h.l.gradient.limit; math.Abs(got-want) > 1e-9 {
+			t.Fatalf("window %d: limit %v, want %v", i, got, want)
+		}
+		prev = want
+	}
+}
+
+func TestSlowerBackendIsRelearned(t *testing.T) {
+	h := started(t, Options{MinRTTInterval: time.Hour}, 10*ms)
+	h.windows(100, all, 10*ms, true)
+	// The backend takes 3x as long now whatever the concurrency: shedding cannot help, so the
+	// limit sheds to the floor, where stuckWindows windows beyond tolerance start a probe.
+	floorAt := -1
+	for i := 0; !h.probing(); i++ {
+		if i == 100 {
+			t.Fatalf("no probe in 100 windows of a 3x slower backend; limit %d", h.l.Limit())
+		}
+		h.window(all, 30*ms, true)
+		if h.l.Limit() == 4 && floorAt < 0 {
+			floorAt = i
+		}
+		if floorAt >= 0 && i-floorAt > stuckWindows {
+			t.Fatalf("window %d: no probe %d windows after reaching the floor", i, i-floorAt)
 		}
 	}
-	if floor < 0 {
-		t.Fatal("limit never reached the floor")
+	if floorAt < 0 {
+		t.Fatal("probe before the floor")
 	}
-	if got := h.longRTT(); got < 35*ms || got > 40*ms {
-		t.Fatalf("long RTT %v, want the new latency 40ms learned", got)
+	if got := h.probe(30 * ms); got != 3 {
+		t.Fatalf("the probe admitted %d at once, want MinLimit 3", got)
 	}
+	if got := h.baseline(); got != 30*ms {
+		t.Fatalf("baseline %v after the probe, want the new latency 30ms", got)
+	}
+	if got := h.l.Limit(); got != 4 {
+		t.Fatalf("limit %d after the probe, want the floor it had before it", got)
+	}
+	limits := h.windows(300, all, 30*ms, true)
 	if got := limits[len(limits)-1]; got < 100 {
-		t.Fatalf("limit %d after the long RTT was relearned, want growth again", got)
-	}
-	for i, v := range limits[floor : floor+warmupWindows] {
-		if v != 4 {
-			t.Fatalf("limit %d at window %d while relearning at the floor, want 4", v, floor+i)
-		}
+		t.Fatalf("limit %d 300 windows after the baseline was relearned, want growth again", got)
 	}
 }
 
 func TestOwnQueueIsNotLearned(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := started(t, Options{MinRTTInterval: time.Hour}, 10*ms)
 	h.windows(50, all, 10*ms, true)
-	// 1.7x the long RTT with the limit reached: the queue the limit lets build up at equilibrium.
-	// Learning it would raise the long RTT by a tenth every 40 windows or so.
+	// 1.7x the baseline with the limit reached: the queue the limit lets build up at
+	// equilibrium. Between probes nothing raises the baseline.
 	h.windows(2000, all, 17*ms, true)
-	if got := h.longRTT(); got > 10100*time.Microsecond {
-		t.Fatalf("long RTT %v after the limiter's own queue, want 10ms", got)
+	if got := h.baseline(); got != 10*ms {
+		t.Fatalf("baseline %v after the limiter's own queue, want 10ms", got)
 	}
 }
 
 func TestSpikeRecovery(t *testing.T) {
-	h := newHarness(t, Options{MaxLimit: 100})
+	h := started(t, Options{MaxLimit: 100, MinRTTInterval: time.Hour}, 10*ms)
 	h.windows(100, all, 10*ms, true)
 	if h.l.Limit() != 100 {
 		t.Fatalf("limit %d before the spike, want 100", h.l.Limit())
 	}
-	// A lasting spike: shedding to the floor does not help, so the long RTT is learned anew.
+	// A lasting spike: shedding to the floor does not help, so a probe measures it.
 	h.windows(150, all, 60*ms, true)
-	if h.longRTT() < 50*ms {
-		t.Fatalf("long RTT %v after a lasting spike, want about 60ms", h.longRTT())
+	if h.baseline() != 60*ms {
+		t.Fatalf("baseline %v after a lasting spike, want 60ms", h.baseline())
 	}
-	// Latency drops back: the long RTT decays and the limit grows back.
+	floor := h.l.Limit()
+	// Latency drops back: the first window below half the baseline starts a probe, without
+	// waiting for MinRTTInterval.
+	h.window(all, 10*ms, true)
+	if !h.probing() {
+		t.Fatalf("no probe after a window at a sixth of the baseline")
+	}
+	h.probe(10 * ms)
+	if h.baseline() != 10*ms || h.l.Limit() != floor {
+		t.Fatalf("baseline %v, limit %d after the probe; want 10ms and the limit %d before it",
+			h.baseline(), h.l.Limit(), floor)
+	}
 	limits := h.windows(200, all, 10*ms, true)
-	if h.longRTT() > 20*ms {
-		t.Errorf("long RTT %v 200 windows after the spike, want back within 2x of 10ms", h.longRTT())
-	}
 	if got := limits[len(limits)-1]; got != 100 {
 		t.Errorf("limit %d 200 windows after the spike, want back at 100", got)
 	}
-	// The decay and the saturated windows brought it down, not the 600-window average: that
-	// alone would take hundreds of windows.
-	h2 := newHarness(t, Options{MaxLimit: 100})
-	h2.windows(100, all, 10*ms, true)
-	h2.windows(150, all, 60*ms, true)
-	for i := range 40 {
-		h2.window(all, 10*ms, true)
-		if h2.longRTT() <= 20*ms {
-			t.Logf("long RTT back within 2x after %d windows", i+1)
-			return
-		}
-	}
-	t.Errorf("long RTT %v 40 windows after the spike, want within 2x of 10ms", h2.longRTT())
 }
 
 func TestDropsShrinkLimit(t *testing.T) {
-	h := newHarness(t, Options{MaxLimit: 100})
+	h := started(t, Options{MaxLimit: 100}, 10*ms)
 	h.windows(100, all, 10*ms, true)
 	want := 100.0
 	for i := range 40 {
@@ -240,7 +266,7 @@ func TestDropsShrinkLimit(t *testing.T) {
 }
 
 func TestOneDropShrinksWindow(t *testing.T) {
-	h := newHarness(t, Options{MaxLimit: 100})
+	h := started(t, Options{MaxLimit: 100}, 10*ms)
 	h.windows(100, all, 10*ms, true)
 	var tokens []Token
 	for range 20 {
@@ -255,13 +281,14 @@ func TestOneDropShrinksWindow(t *testing.T) {
 	if h.l.Limit() != 90 {
 		t.Fatalf("limit %d after a window with one drop, want 90", h.l.Limit())
 	}
-	if h.longRTT() != 10*ms {
-		t.Fatalf("long RTT %v, want 10ms: a drop's RTT is not sampled", h.longRTT())
+	if h.baseline() != 10*ms {
+		t.Fatalf("baseline %v, want 10ms: a drop's RTT is not sampled", h.baseline())
 	}
 }
 
 func TestMinMaxLimit(t *testing.T) {
-	h := newHarness(t, Options{InitialLimit: 10, MinLimit: 5, MaxLimit: 30})
+	h := started(t, Options{InitialLimit: 10, MinLimit: 5, MaxLimit: 30, MinRTTInterval: time.Hour},
+		10*ms)
 	for i, v := range h.windows(200, all, 10*ms, true) {
 		if v > 30 {
 			t.Fatalf("window %d: limit %d above MaxLimit", i, v)
@@ -286,7 +313,8 @@ func TestMinMaxLimit(t *testing.T) {
 }
 
 func TestThinWindowMerges(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := started(t, Options{}, 10*ms)
+	h.l.window.reset(h.clock.Now()) // drop the releases after the end of the probe
 	release := func(n int, rtt time.Duration) {
 		for range n {
 			tok, _ := h.l.Acquire()
@@ -295,19 +323,21 @@ func TestThinWindowMerges(t *testing.T) {
 	}
 	h.clock.Advance(time.Second)
 	release(9, 10*ms) // due, but one sample short
-	if h.l.gradient.long.windows != 0 {
+	if h.l.window.samples != 9 {
 		t.Fatal("a window with fewer than MinSamples outcomes closed")
 	}
 	h.clock.Advance(time.Second)
-	release(1, 40*ms)
-	if h.l.gradient.long.windows != 1 {
+	release(1, 140*ms)
+	if h.l.window.samples != 0 {
 		t.Fatal("the merged window did not close at MinSamples outcomes")
 	}
-	if got, want := h.longRTT(), 13*ms; got != want {
-		t.Fatalf("short RTT of the merged window %v, want the mean %v", got, want)
+	// The merged window's short RTT is the mean 23ms: a gradient of 1.5*10/23.
+	next := 20*(1.5*10/23.0) + math.Sqrt(20)
+	if got, want := h.l.gradient.limit, 20*0.8+next*0.2; math.Abs(got-want) > 1e-9 {
+		t.Fatalf("limit %v after the merged window, want %v from its mean RTT 23ms", got, want)
 	}
 	release(20, 10*ms) // not due: the next window started at the close
-	if h.l.gradient.long.windows != 1 {
+	if h.l.window.samples != 20 {
 		t.Fatal("a window closed before SampleWindow")
 	}
 }
@@ -328,11 +358,11 @@ func TestShortRTTIsMean(t *testing.T) {
 }
 
 func TestEquilibriumRatio(t *testing.T) {
-	// Documented: under overload the limit settles with short/long = Tolerance/(1-1/sqrt(limit)).
+	// Documented: under overload the limit settles with short/baseline = Tolerance/(1-1/sqrt(limit)).
 	g := newGradient(New(Options{}).opts)
-	g.long = baseline{rtt: float64(10 * ms), windows: warmupWindows}
+	g.baseline = float64(10 * ms)
 	g.limit = 100
-	short := g.tolerance * g.long.rtt / (1 - 1/math.Sqrt(g.limit))
+	short := g.tolerance * g.baseline / (1 - 1/math.Sqrt(g.limit))
 	if next := g.next(short); math.Abs(next-g.limit) > 1e-9 {
 		t.Fatalf("next %v at the equilibrium ratio, want %v", next, g.limit)
 	}
