@@ -1,130 +1,17 @@
 package gateway_test
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshgate/meshgate/internal/testredis"
 )
-
-// lockedBuffer collects a child process's output; safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// quotaRedis is a redis-server child process on a loopback port, without persistence.
-type quotaRedis struct {
-	t    *testing.T
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *lockedBuffer
-}
-
-// startQuotaRedis starts redis-server on a free loopback port, waits until it answers PING and
-// kills it when the test ends. The test fails when redis-server is not installed.
-func startQuotaRedis(t *testing.T) *quotaRedis {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is not installed (scripts/test-deps installs it); the quota tests need a real Redis")
-	}
-	var last string
-	for range 3 { // another process may take the port between finding and binding it
-		addr := freeAddr(t)
-		_, port, _ := net.SplitHostPort(addr)
-		r := &quotaRedis{t: t, addr: addr, done: make(chan struct{}), out: &lockedBuffer{},
-			cmd: exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")}
-		r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
-		if err := r.cmd.Start(); err != nil {
-			t.Fatalf("starting redis-server: %v", err)
-		}
-		go func() { _ = r.cmd.Wait(); close(r.done) }()
-		t.Cleanup(r.kill)
-		if r.waitPing(5 * time.Second) {
-			return r
-		}
-		last = r.out.String()
-		r.kill()
-	}
-	t.Fatalf("redis-server did not answer PING:\n%s", last)
-	return nil
-}
-
-// waitPing reports whether the server answered PING within d.
-func (r *quotaRedis) waitPing(d time.Duration) bool {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-r.done:
-			return false
-		default:
-		}
-		if r.ping() {
-			return true
-		}
-	}
-	return false
-}
-
-// ping sends PING and reports whether PONG came back.
-func (r *quotaRedis) ping() bool {
-	c, err := net.DialTimeout("tcp", r.addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	if _, err := io.WriteString(c, "PING\r\n"); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
-}
-
-// pause stops the server (SIGSTOP): it keeps its port and connections but answers nothing.
-func (r *quotaRedis) pause() { _ = r.cmd.Process.Signal(syscall.SIGSTOP) }
-
-// resume lets a paused server go on.
-func (r *quotaRedis) resume() { _ = r.cmd.Process.Signal(syscall.SIGCONT) }
-
-// kill kills the server and waits for it to exit; killing it again does nothing.
-func (r *quotaRedis) kill() {
-	select {
-	case <-r.done:
-		return
-	default:
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGKILL)
-	_ = r.cmd.Process.Signal(syscall.SIGCONT) // a stopped process must run to die
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		r.t.Errorf("redis-server on %s did not exit after SIGKILL", r.addr)
-	}
-}
 
 // waitRedisProbesGone waits until the Redis client library's background dial probe (which
 // checks that its pool was closed only between one-second pauses) has ended, so that the
@@ -263,10 +150,10 @@ func TestPlanRateLimitPerConsumer(t *testing.T) {
 // positive Retry-After; a second gateway on the same Redis sees the same count (its first request
 // for that consumer is refused), and both count another consumer together.
 func TestQuotaSharedAcrossGateways(t *testing.T) {
-	redis := startQuotaRedis(t)
+	redis := testredis.Start(t)
 	t.Cleanup(func() { waitRedisProbesGone(t) }) // runs after the gateways have stopped
 	up := startUpstream(t, "up", upstreamOptions{})
-	cfg := planConfig(redis.addr, "1s", up.Addr)
+	cfg := planConfig(redis.Addr, "1s", up.Addr)
 	gw1 := startGateway(t, cfg)
 	gw2 := startGateway(t, cfg)
 	base1, base2 := baseURL(t, gw1, "public"), baseURL(t, gw2, "public")
@@ -323,10 +210,10 @@ func TestQuotaSharedAcrossGateways(t *testing.T) {
 // the quota's timeout; a consumer already found over its quota is still refused, from memory.
 // Once a stopped Redis runs again, quotas are counted again.
 func TestQuotaRedisDown(t *testing.T) {
-	redis := startQuotaRedis(t)
+	redis := testredis.Start(t)
 	t.Cleanup(func() { waitRedisProbesGone(t) }) // runs after the gateway has stopped
 	up := startUpstream(t, "up", upstreamOptions{})
-	gw := startGateway(t, planConfig(redis.addr, "300ms", up.Addr))
+	gw := startGateway(t, planConfig(redis.Addr, "300ms", up.Addr))
 	base := baseURL(t, gw, "public")
 	c := newClient(t)
 	c.Timeout = 5 * time.Second // a hung request fails the test instead of stalling it
@@ -363,9 +250,9 @@ func TestQuotaRedisDown(t *testing.T) {
 		}
 	}
 
-	redis.pause()
+	redis.Pause()
 	down("redis stopped", 2)
-	redis.resume()
+	redis.Resume()
 	// Redis answers again: a consumer that has not been counted yet starts at 4 left.
 	ok := false
 	for deadline := time.Now().Add(5 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -382,7 +269,7 @@ func TestQuotaRedisDown(t *testing.T) {
 		t.Fatal("the quota did not recover within 5s after Redis resumed")
 	}
 
-	redis.kill()
+	redis.Kill()
 	down("redis killed", 5)
 	if n := up.Hits.Load(); n != admitted {
 		t.Errorf("the upstream saw %d requests, want %d", n, admitted)

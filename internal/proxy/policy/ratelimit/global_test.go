@@ -61,7 +61,7 @@ func globalPolicy(addr string, rate float64, burst int, timeout time.Duration, f
 func TestGCRAScript(t *testing.T) {
 	srv := startRedis(t)
 	s, _, _ := newTestStore(t)
-	l := mustLimiter(t, s, "script", globalPolicy(srv.addr, 10, 5, time.Second, false))
+	l := mustLimiter(t, s, "script", globalPolicy(srv.Addr, 10, 5, time.Second, false))
 	g := l.global
 	ctx := context.Background()
 	const t0 = int64(1_700_000_000_000_000) // microseconds
@@ -76,7 +76,7 @@ func TestGCRAScript(t *testing.T) {
 	if want := (verdict{wait: 100 * time.Millisecond, reset: 500 * time.Millisecond}); err != nil || v != want {
 		t.Fatalf("request over the burst: %+v, %v; want %+v", v, err, want)
 	}
-	pttl, err := inspector(t, srv.addr).PTTL(ctx, "meshgate:rl:script").Result()
+	pttl, err := inspector(t, srv.Addr).PTTL(ctx, "meshgate:rl:script").Result()
 	if err != nil || pttl <= 0 || pttl > 501*time.Millisecond {
 		t.Fatalf("key TTL %v, %v; want (0, 501ms]", pttl, err)
 	}
@@ -102,7 +102,7 @@ func TestGCRAScript(t *testing.T) {
 func TestGCRAServerClock(t *testing.T) {
 	srv := startRedis(t)
 	s, _, _ := newTestStore(t)
-	g := mustLimiter(t, s, "clock", globalPolicy(srv.addr, 50, 25, time.Second, false)).global
+	g := mustLimiter(t, s, "clock", globalPolicy(srv.Addr, 50, 25, time.Second, false)).global
 	ctx := context.Background()
 	admitted := 0
 	start := time.Now()
@@ -136,7 +136,7 @@ func TestGlobalLimitTwoProcesses(t *testing.T) {
 		d := &decisions{}
 		s := NewStore(Options{OnDecision: d.record})
 		t.Cleanup(s.Close)
-		l := mustLimiter(t, s, "shared", globalPolicy(srv.addr, rate, burst, time.Second, false))
+		l := mustLimiter(t, s, "shared", globalPolicy(srv.Addr, rate, burst, time.Second, false))
 		limiters, stores, counters = append(limiters, l), append(stores, d), append(counters, countCalls(l))
 	}
 	var admitted, requests atomic.Int64
@@ -183,7 +183,7 @@ func TestDenyCache(t *testing.T) {
 	srv := startRedis(t)
 	s, _, d := newTestStore(t)
 	s.clock = NewStore(Options{}).clock // the real clock: the cache and Redis must agree
-	p := globalPolicy(srv.addr, 1, 1, time.Second, false)
+	p := globalPolicy(srv.Addr, 1, 1, time.Second, false)
 	p.Global.Key = config.RateLimitKey{Header: "X-Tenant"}
 	l := mustLimiter(t, s, "cached", p)
 	calls := countCalls(l)
@@ -234,7 +234,7 @@ func TestLocalAndGlobal(t *testing.T) {
 	s, _, d := newTestStore(t)
 	l := mustLimiter(t, s, "both", &config.RateLimitPolicy{
 		Local:  &config.LocalRateLimit{Rate: 0.001, Burst: 2, MaxKeys: 10},
-		Global: &config.GlobalRateLimit{Redis: srv.addr, Rate: 0.001, Burst: 1, Timeout: time.Second},
+		Global: &config.GlobalRateLimit{Redis: srv.Addr, Rate: 0.001, Burst: 1, Timeout: time.Second},
 	})
 	var statuses []int
 	for range 4 {
@@ -258,7 +258,7 @@ func TestLocalAndGlobal(t *testing.T) {
 	// A local refusal does not ask Redis.
 	l2 := mustLimiter(t, s, "local-first", &config.RateLimitPolicy{
 		Local:  &config.LocalRateLimit{Rate: 0.001, Burst: 1, MaxKeys: 10},
-		Global: &config.GlobalRateLimit{Redis: srv.addr, Rate: 1, Burst: 1000, Timeout: time.Second}, // the key lives 1s
+		Global: &config.GlobalRateLimit{Redis: srv.Addr, Rate: 1, Burst: 1000, Timeout: time.Second}, // the key lives 1s
 	})
 	calls := countCalls(l2)
 	for i := range 10 {
@@ -271,7 +271,7 @@ func TestLocalAndGlobal(t *testing.T) {
 	if n := calls.n.Load(); n > 2 {
 		t.Fatalf("%d Redis calls for one admitted request, want at most 2", n)
 	}
-	if rk := inspector(t, srv.addr).Exists(context.Background(), "meshgate:rl:local-first").Val(); rk != 1 {
+	if rk := inspector(t, srv.Addr).Exists(context.Background(), "meshgate:rl:local-first").Val(); rk != 1 {
 		t.Fatal("no Redis key meshgate:rl:local-first")
 	}
 }
@@ -293,7 +293,7 @@ func TestRedisKeys(t *testing.T) {
 		{config.RateLimitKey{Header: "X-Key"}, []string{"X-Key", long}, "meshgate:rl:a%3Ab%25:sha256:" + sha256Hex(long)},
 		{config.RateLimitKey{Header: "X-Key"}, []string{"X-Key", "sha256:00"}, "meshgate:rl:a%3Ab%25:sha256:" + sha256Hex("sha256:00")},
 	} {
-		p := globalPolicy(srv.addr, 1, 1, time.Second, false)
+		p := globalPolicy(srv.Addr, 1, 1, time.Second, false)
 		p.Global.Key = tc.key
 		l := mustLimiter(t, s, "a:b%", p)
 		x, rec := newExchange("2001:db8::7", tc.fields...)
@@ -301,8 +301,8 @@ func TestRedisKeys(t *testing.T) {
 		if rec.head.Status != 200 {
 			t.Fatalf("key %+v: status %d", tc.key, rec.head.Status)
 		}
-		if n := inspector(t, srv.addr).Exists(context.Background(), tc.want).Val(); n != 1 {
-			keys, _ := inspector(t, srv.addr).Keys(context.Background(), "*").Result()
+		if n := inspector(t, srv.Addr).Exists(context.Background(), tc.want).Val(); n != 1 {
+			keys, _ := inspector(t, srv.Addr).Keys(context.Background(), "*").Result()
 			t.Fatalf("key %+v: no Redis key %q; have %q", tc.key, tc.want, keys)
 		}
 	}
@@ -327,7 +327,7 @@ func TestRedisFailure(t *testing.T) {
 	const slack = 200 * time.Millisecond
 	limiters := map[bool]*Limiter{}
 	for _, open := range []bool{true, false} {
-		p := globalPolicy(srv.addr, 1000, 1000, timeout, open)
+		p := globalPolicy(srv.Addr, 1000, 1000, timeout, open)
 		p.Global.PasswordEnv = "REDIS_PASSWORD"
 		limiters[open] = mustLimiter(t, s, map[bool]string{true: "open", false: "closed"}[open], p)
 	}
@@ -359,9 +359,9 @@ func TestRedisFailure(t *testing.T) {
 	}
 
 	run("redis up", 5, 200, 200, 0)
-	srv.pause()
+	srv.Pause()
 	run("redis stopped", 5, 200, 503, timeout*9/10)
-	srv.resume()
+	srv.Resume()
 	ok := false
 	for deadline := time.Now().Add(5 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		x, rec := newExchange("192.0.2.1")
@@ -371,7 +371,7 @@ func TestRedisFailure(t *testing.T) {
 	if !ok {
 		t.Fatal("the fail-closed limit did not recover after Redis resumed")
 	}
-	srv.kill()
+	srv.Kill()
 	run("redis killed", 30, 200, 503, 0)
 
 	if n := d.count("open", DecisionFailedOpen); n != 35 {
@@ -390,7 +390,7 @@ func TestRedisFailure(t *testing.T) {
 	if n := strings.Count(out, "redis is answering again"); n != 1 {
 		t.Errorf("logged %d recoveries, want 1:\n%s", n, out)
 	}
-	if !strings.Contains(out, "redis="+srv.addr) {
+	if !strings.Contains(out, "redis="+srv.Addr) {
 		t.Errorf("the log does not name the server:\n%s", out)
 	}
 }

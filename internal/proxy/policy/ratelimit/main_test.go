@@ -5,16 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os/exec"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +18,7 @@ import (
 
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/proxy/httpmsg"
+	"github.com/meshgate/meshgate/internal/testredis"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -174,103 +171,11 @@ func newTestLogger() (*slog.Logger, *logBuffer) {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 
-// redisServer is a redis-server child process on a loopback port.
-type redisServer struct {
-	t    *testing.T
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *logBuffer
-}
-
-// startRedis starts redis-server on a free loopback port without persistence, with extra
-// arguments, waits until it answers PING and kills it when the test ends.
-func startRedis(t *testing.T, extra ...string) *redisServer {
+// startRedis starts a real redis-server on a loopback port for the test (see testredis).
+func startRedis(t *testing.T, extra ...string) *testredis.Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is not installed: run scripts/test-deps")
-	}
-	var last string
-	for range 3 { // another process may take the port between finding and binding it
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		_ = ln.Close()
-		_, port, _ := net.SplitHostPort(addr)
-		args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, extra...)
-		r := &redisServer{t: t, addr: addr, cmd: exec.Command(bin, args...), done: make(chan struct{}), out: &logBuffer{}}
-		r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
-		if err := r.cmd.Start(); err != nil {
-			t.Fatalf("start redis-server: %v", err)
-		}
-		go func() { _ = r.cmd.Wait(); close(r.done) }()
-		t.Cleanup(r.kill)
-		if r.waitPing(5 * time.Second) {
-			return r
-		}
-		last = r.out.String()
-		r.kill()
-	}
-	t.Fatalf("redis-server did not answer PING:\n%s", last)
-	return nil
+	return testredis.Start(t, extra...)
 }
-
-// waitPing reports whether the server answered PING within d.
-func (r *redisServer) waitPing(d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		select {
-		case <-r.done:
-			return false
-		default:
-		}
-		if r.ping() {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
-}
-
-// ping sends PING and reports whether PONG (or NOAUTH, for a server with a password) came back.
-func (r *redisServer) ping() bool {
-	c, err := net.DialTimeout("tcp", r.addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	if _, err := io.WriteString(c, "PING\r\n"); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
-}
-
-// kill kills the server and waits for it; killing it again does nothing.
-func (r *redisServer) kill() {
-	select {
-	case <-r.done:
-		return
-	default:
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGCONT) // a stopped process dies only once it runs
-	_ = r.cmd.Process.Kill()
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		r.t.Errorf("redis-server on %s did not exit after SIGKILL", r.addr)
-	}
-}
-
-// pause stops the server (SIGSTOP): it keeps its connections and port but answers nothing.
-func (r *redisServer) pause() { _ = r.cmd.Process.Signal(syscall.SIGSTOP) }
-
-// resume lets a paused server go on.
-func (r *redisServer) resume() { _ = r.cmd.Process.Signal(syscall.SIGCONT) }
 
 // waitGoroutinesGone waits up to d until no goroutine's stack mentions fn: the Redis client
 // library probes a dead server from a goroutine that notices its client closed only after its
