@@ -415,7 +415,9 @@ type RouteMatch struct {
 	Query []QueryMatch `yaml:"query,omitempty" json:"query,omitempty"`
 }
 
-// PathMatch matches the request path. Exactly one field must be set.
+// PathMatch matches the request path. Exactly one field must be set. The path matched is the
+// normalised one without ";parameters" at the end of its segments ("/admin;x" matches as
+// "/admin"), since some upstreams strip them; the path forwarded keeps them.
 type PathMatch struct {
 	// Exact matches the whole path, for example "/login".
 	Exact string `yaml:"exact,omitempty" json:"exact,omitempty"`

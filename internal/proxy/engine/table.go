@@ -68,7 +68,10 @@ func (t *Table) serve(x *proxy.Exchange) error {
 	if lt.maxBody >= 0 && x.Req.ContentLength > lt.maxBody {
 		return proxy.Fail(413, proxy.ReasonBodyTooLarge, fmt.Errorf("engine: content-length %d exceeds %d", x.Req.ContentLength, lt.maxBody))
 	}
-	in := router.Input{Host: x.Req.Host, Path: norm, Method: x.Req.Method, Header: x.Req.Header, Query: x.Req.Query}
+	// Routes match the path without ";parameters" in its segments, as authorization rules do:
+	// an upstream that strips them must not be reached through "/admin;x" by a route other than
+	// the one for "/admin". The path forwarded keeps them.
+	in := router.Input{Host: x.Req.Host, Path: pathnorm.WithoutParams(norm), Method: x.Req.Method, Header: x.Req.Header, Query: x.Req.Query}
 	res, ok := lt.router.Match(&in)
 	if !ok {
 		return proxy.Fail(404, proxy.ReasonNoRoute, errNoRoute)

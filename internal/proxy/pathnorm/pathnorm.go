@@ -29,6 +29,7 @@ package pathnorm
 
 import (
 	"errors"
+	"strings"
 	"unsafe"
 )
 
@@ -297,4 +298,35 @@ func normalize(p string, opt Options) (string, error) {
 	}
 	// buf is never written again, so the string may share its memory (as strings.Builder does).
 	return unsafe.String(unsafe.SliceData(buf), len(buf)), nil
+}
+
+// WithoutParams returns path without segment parameters: in every segment, ';' and what follows
+// it up to the next '/' are removed, as servers that strip matrix parameters do ("/a;x/b;y" is
+// "/a/b"). A segment that held nothing but parameters is dropped with its '/', unless it is the
+// last ("/;x/admin" is "/admin", "/a/;x" is "/a/"); what is left of nothing is "/". A path
+// without ';' (or not starting with '/') is returned as it is, without allocating.
+//
+// Normalisation has already resolved dot segments and refused those with parameters ("..;"), so
+// removing parameters never changes which segments a path has above another.
+func WithoutParams(path string) string {
+	if strings.IndexByte(path, ';') < 0 || path == "" || path[0] != '/' {
+		return path
+	}
+	b := make([]byte, 0, len(path))
+	for i := 0; i < len(path); {
+		j := i + 1 // path[i] is the '/' that starts a segment
+		for j < len(path) && path[j] != '/' {
+			j++
+		}
+		name, _, params := strings.Cut(path[i+1:j], ";")
+		if !params || name != "" || j == len(path) {
+			b = append(b, '/')
+			b = append(b, name...)
+		}
+		i = j
+	}
+	if len(b) == 0 {
+		return "/"
+	}
+	return string(b)
 }

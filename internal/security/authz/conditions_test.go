@@ -207,8 +207,8 @@ func TestPathParams(t *testing.T) {
 		{"*", "*"},
 		{"", ""},
 	} {
-		if got := withoutParams(tt.in); got != tt.want {
-			t.Errorf("withoutParams(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := pathnorm.WithoutParams(tt.in); got != tt.want {
+			t.Errorf("pathnorm.WithoutParams(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 	denyPol := mustCompile(t, &config.AuthzPolicy{

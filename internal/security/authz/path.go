@@ -57,7 +57,7 @@ func compilePath(m *config.PathMatch) (pathCond, error) {
 }
 
 // anyPath reports whether any of conds matches the request path: path as it is, and bare, the
-// same path without segment parameters (see withoutParams).
+// same path without segment parameters (see pathnorm.WithoutParams).
 func anyPath(conds []pathCond, path, bare string) bool {
 	for i := range conds {
 		if conds[i].holds(path, bare) {
@@ -79,37 +79,6 @@ func (c *pathCond) holds(path, bare string) bool {
 		return hasSegmentPrefix(bare, c.path)
 	}
 	return strings.HasPrefix(path, c.lit) && c.re.MatchString(path)
-}
-
-// withoutParams returns path without segment parameters: in every segment, ';' and what follows
-// it up to the next '/' are removed, as servers that strip matrix parameters do ("/a;x/b;y" is
-// "/a/b"). A segment that held nothing but parameters is dropped with its '/', unless it is the
-// last ("/;x/admin" is "/admin", "/a/;x" is "/a/"); what is left of nothing is "/". A path
-// without ';' (or not starting with '/') is returned as it is, without allocating.
-//
-// Normalisation has already resolved dot segments and refused those with parameters ("..;"), so
-// removing parameters never changes which segments a path has above another.
-func withoutParams(path string) string {
-	if strings.IndexByte(path, ';') < 0 || path == "" || path[0] != '/' {
-		return path
-	}
-	b := make([]byte, 0, len(path))
-	for i := 0; i < len(path); {
-		j := i + 1 // path[i] is the '/' that starts a segment
-		for j < len(path) && path[j] != '/' {
-			j++
-		}
-		name, _, params := strings.Cut(path[i+1:j], ";")
-		if !params || name != "" || j == len(path) {
-			b = append(b, '/')
-			b = append(b, name...)
-		}
-		i = j
-	}
-	if len(b) == 0 {
-		return "/"
-	}
-	return string(b)
 }
 
 // The router has no exported form of its prefix rule; the two functions below restate it

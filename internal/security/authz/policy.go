@@ -8,6 +8,7 @@ import (
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/proxy/httpmsg"
+	"github.com/meshgate/meshgate/internal/proxy/pathnorm"
 )
 
 // DefaultRule is the Decision.Rule of a decision taken by the policy's default, when no rule
@@ -97,7 +98,7 @@ func (p *Policy) Decide(in *Input) Decision {
 		return Decision{Rule: DefaultRule}
 	}
 	var vars *celVars // built on first use by a CEL expression
-	bare := withoutParams(in.Path)
+	bare := pathnorm.WithoutParams(in.Path)
 	for i := range p.deny {
 		if p.deny[i].matches(in, bare, &vars) {
 			return Decision{Rule: p.deny[i].name}

@@ -104,7 +104,7 @@ func compileRule(cr *config.AuthzRule) (rule, error) {
 }
 
 // matches reports whether every condition the rule sets holds, testing the cheapest first. bare
-// is in.Path without segment parameters (withoutParams). vars holds the CEL variables, built on
+// is in.Path without segment parameters (pathnorm.WithoutParams). vars holds the CEL variables, built on
 // first use and shared by the rules of one decision.
 func (r *rule) matches(in *Input, bare string, vars **celVars) bool {
 	if len(r.methods) > 0 && !slices.Contains(r.methods, in.Method) {
