@@ -106,3 +106,18 @@ type Identity struct {
 	// Claims are the verified JWT's claims, or nil.
 	Claims map[string]any
 }
+
+// CallContext returns the context for a call a policy makes on the exchange's behalf (an
+// authorization service, Redis): cancelled when the client goes away (where the transport
+// tells), after timeout, and at the exchange's deadline, whichever comes first.
+func (x *Exchange) CallContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	parent := x.Ctx
+	if parent == nil {
+		parent = context.Background()
+	}
+	d := time.Now().Add(timeout)
+	if !x.Deadline.IsZero() && x.Deadline.Before(d) {
+		d = x.Deadline
+	}
+	return context.WithDeadline(parent, d)
+}

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -72,11 +71,7 @@ func (a *ExtAuthz) Challenge() string { return "" }
 
 // Authenticate implements Authenticator. Every request "carries" what the service judges.
 func (a *ExtAuthz) Authenticate(x *proxy.Exchange) (*proxy.Identity, bool, error) {
-	parent := x.Ctx
-	if parent == nil {
-		parent = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(parent, a.timeout)
+	ctx, cancel := x.CallContext(a.timeout)
 	defer cancel()
 	target := a.base + x.Req.Path
 	if x.Req.Query != "" {
@@ -96,7 +91,7 @@ func (a *ExtAuthz) Authenticate(x *proxy.Exchange) (*proxy.Identity, bool, error
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {
-		if parent.Err() != nil {
+		if x.Ctx != nil && x.Ctx.Err() != nil {
 			return nil, true, proxy.Fail(499, proxy.ReasonDownstreamReset, err)
 		}
 		return a.unavailable(fmt.Errorf("auth: %s: %w", a.name, err))

@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"strconv"
@@ -137,11 +136,7 @@ func (q *Quota) Serve(x *proxy.Exchange, next proxy.Handler) error {
 
 // count adds one request of consumer in period id to Redis and returns the count.
 func (q *Quota) count(x *proxy.Exchange, consumer, id string, end time.Time) (int64, error) {
-	ctx := x.Ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, q.timeout)
+	ctx, cancel := x.CallContext(q.timeout)
 	defer cancel()
 	key := redisKey(redisKeyPrefix("quota:"+q.plan), keySpec{kind: keyConsumer}, consumer) + ":" + id
 	n, err := q.script.Run(ctx, q.client.c, []string{key}, end.Add(24*time.Hour).Unix()).Int64()
