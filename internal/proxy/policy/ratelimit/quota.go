@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"strconv"
 	"sync"
@@ -49,17 +48,9 @@ func (s *Store) Quota(plan string, q *config.Quota) (*Quota, error) {
 	if q == nil || q.Limit < 1 || q.Redis == "" || q.Timeout <= 0 || (q.Period != config.QuotaDay && q.Period != config.QuotaMonth) {
 		return nil, fmt.Errorf("ratelimit: plan %q: a quota needs redis, a limit of at least 1, a timeout and a period of day or month", plan)
 	}
-	key := clientKey{addr: q.Redis, db: q.DB, passwordEnv: q.PasswordEnv}
-	var password string
-	if q.PasswordEnv != "" {
-		pw, ok := s.lookupEnv(q.PasswordEnv)
-		if !ok {
-			return nil, fmt.Errorf("ratelimit: plan %q: environment variable %s (the Redis password) is not set", plan, q.PasswordEnv)
-		}
-		password = pw
-		if pw != "" {
-			key.password = sha256.Sum256([]byte(pw))
-		}
+	key, password, err := s.redisKey(q.Redis, q.DB, q.PasswordEnv)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: plan %q: %w", plan, err)
 	}
 	fp := fmt.Sprintf("%d|%s|%v|%v|%v", q.Limit, q.Period, q.Timeout, q.FailOpen, key)
 	s.mu.Lock()

@@ -104,16 +104,9 @@ func (s *Store) Limiter(route string, p *config.RateLimitPolicy) (*Limiter, erro
 	var key clientKey
 	var password string
 	if g := p.Global; g != nil {
-		key = clientKey{addr: g.Redis, db: g.DB, passwordEnv: g.PasswordEnv}
-		if g.PasswordEnv != "" {
-			pw, ok := s.lookupEnv(g.PasswordEnv)
-			if !ok {
-				return nil, fmt.Errorf("ratelimit: route %q: environment variable %s (the Redis password) is not set", route, g.PasswordEnv)
-			}
-			password = pw
-			if pw != "" {
-				key.password = sha256.Sum256([]byte(pw))
-			}
+		var err error
+		if key, password, err = s.redisKey(g.Redis, g.DB, g.PasswordEnv); err != nil {
+			return nil, fmt.Errorf("ratelimit: route %q: %w", route, err)
 		}
 	}
 	fp := fingerprint(p, key)
@@ -143,6 +136,23 @@ func (s *Store) Limiter(route string, p *config.RateLimitPolicy) (*Limiter, erro
 	}
 	s.limiters[route] = append(list, l)
 	return l, nil
+}
+
+// redisKey returns the client key of a Redis server and the password read from the environment
+// variable passwordEnv (none when it is ""); the key holds only the password's digest.
+func (s *Store) redisKey(addr string, db int, passwordEnv string) (clientKey, string, error) {
+	key := clientKey{addr: addr, db: db, passwordEnv: passwordEnv}
+	if passwordEnv == "" {
+		return key, "", nil
+	}
+	pw, ok := s.lookupEnv(passwordEnv)
+	if !ok {
+		return key, "", fmt.Errorf("environment variable %s (the Redis password) is not set", passwordEnv)
+	}
+	if pw != "" {
+		key.password = sha256.Sum256([]byte(pw))
+	}
+	return key, pw, nil
 }
 
 // checkPolicy checks what the limiter's arithmetic relies on; the config validator says more.
