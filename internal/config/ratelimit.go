@@ -63,17 +63,7 @@ func (v *validator) rateLimit(s scope, p *RateLimitPolicy) {
 	}
 	if g := p.Global; g != nil {
 		gs := s.key("global")
-		if g.Redis == "" {
-			gs.key("redis").errorf("required: the host:port of the Redis server")
-		} else {
-			checkEndpointAddress(gs.key("redis"), g.Redis)
-		}
-		if g.PasswordEnv != "" && !isEnvName(g.PasswordEnv) {
-			gs.key("passwordEnv").errorf("%q is not a valid environment variable name", g.PasswordEnv)
-		}
-		if g.DB < 0 || g.DB > maxRedisDB {
-			gs.key("db").errorf("%d is not a database number in 0..%d", g.DB, maxRedisDB)
-		}
+		checkRedis(gs, g.Redis, g.PasswordEnv, g.DB)
 		checkRate(gs.key("rate"), g.Rate)
 		checkNotNegative(gs.key("burst"), g.Burst)
 		checkRateLimitKey(gs.key("key"), g.Key)
@@ -103,6 +93,22 @@ func checkRateLimitKey(s scope, k RateLimitKey) {
 	}
 	if k.Header != "" && !isToken(k.Header) {
 		s.key("header").errorf("%q is not a valid header name", k.Header)
+	}
+}
+
+// checkRedis checks the Redis server settings of the policy at s: its address, the environment
+// variable of its password and its database number.
+func checkRedis(s scope, addr, passwordEnv string, db int) {
+	if addr == "" {
+		s.key("redis").errorf("required: the host:port of the Redis server")
+	} else {
+		checkEndpointAddress(s.key("redis"), addr)
+	}
+	if passwordEnv != "" && !isEnvName(passwordEnv) {
+		s.key("passwordEnv").errorf("%q is not a valid environment variable name", passwordEnv)
+	}
+	if db < 0 || db > maxRedisDB {
+		s.key("db").errorf("%d is not a database number in 0..%d", db, maxRedisDB)
 	}
 }
 

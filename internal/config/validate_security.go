@@ -193,17 +193,7 @@ func (v *validator) quota(s scope, q *Quota) {
 		s.key("limit").errorf("must be at least 1")
 	}
 	checkOneOf(s.key("period"), q.Period, QuotaDay, QuotaMonth)
-	if q.Redis == "" {
-		s.key("redis").errorf("required: the host:port of the Redis server")
-	} else {
-		checkEndpointAddress(s.key("redis"), q.Redis)
-	}
-	if q.PasswordEnv != "" && !isEnvName(q.PasswordEnv) {
-		s.key("passwordEnv").errorf("%q is not a valid environment variable name", q.PasswordEnv)
-	}
-	if q.DB < 0 || q.DB > maxRedisDB {
-		s.key("db").errorf("%d is not a database number in 0..%d", q.DB, maxRedisDB)
-	}
+	checkRedis(s, q.Redis, q.PasswordEnv, q.DB)
 	resilienceDuration(s.key("timeout"), q.Timeout, time.Millisecond, maxRateLimitTimeout)
 }
 
