@@ -63,22 +63,8 @@ func (a *Basic) RemoveCredential(x *proxy.Exchange) {
 // without regard to case).
 func authorization(h httpmsg.Header, scheme string) (string, bool) {
 	v, ok := h.Get("Authorization")
-	if !ok || len(v) < len(scheme)+1 || v[len(scheme)] != ' ' || !equalFold(v[:len(scheme)], scheme) {
+	if !ok || len(v) < len(scheme)+1 || v[len(scheme)] != ' ' || !httpmsg.EqualFold(v[:len(scheme)], scheme) {
 		return "", false
 	}
 	return v, true
-}
-
-// equalFold compares ASCII strings without regard to case.
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		ca, cb := a[i]|0x20, b[i]|0x20
-		if ca != cb {
-			return false
-		}
-	}
-	return true
 }

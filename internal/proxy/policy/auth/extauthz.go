@@ -84,7 +84,7 @@ func (a *ExtAuthz) Authenticate(x *proxy.Exchange) (*proxy.Identity, bool, error
 	req.Host = x.Req.Host
 	for _, name := range a.forward {
 		for _, f := range x.Req.Header {
-			if equalFold(f.Name, name) {
+			if httpmsg.EqualFold(f.Name, name) {
 				req.Header.Add(name, f.Value)
 			}
 		}

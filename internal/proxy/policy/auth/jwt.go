@@ -5,6 +5,7 @@ import (
 
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/proxy"
+	"github.com/meshgate/meshgate/internal/proxy/http1"
 	"github.com/meshgate/meshgate/internal/security/credential"
 	"github.com/meshgate/meshgate/internal/security/jwtauth"
 )
@@ -67,16 +68,9 @@ func (a *JWT) Authenticate(x *proxy.Exchange) (*proxy.Identity, bool, error) {
 	return id, true, nil
 }
 
-// safeHeaderValue reports whether s may be sent as a header value as it is: no control
-// characters but tab, and at most 8 KiB.
+// safeHeaderValue reports whether s, taken from a token or an authorization answer, may be sent
+// as a header value as it is: a valid field value (no CR, LF, NUL or other controls) of at most
+// 8 KiB.
 func safeHeaderValue(s string) bool {
-	if len(s) > 8<<10 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
+	return len(s) <= 8<<10 && http1.ValidFieldValue(s)
 }
