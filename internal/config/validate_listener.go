@@ -1,7 +1,6 @@
 package config
 
 import (
-	"net/netip"
 	"strings"
 )
 
@@ -58,14 +57,7 @@ func (v *validator) listener(s scope, l *Listener) {
 	checkNotNegative(m.key("maxConnections"), l.Limits.MaxConnections)
 	checkNotNegative(m.key("maxActiveRequests"), l.Limits.MaxActiveRequests)
 
-	for i, p := range l.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err == nil {
-			continue
-		}
-		if _, err := netip.ParseAddr(p); err != nil {
-			s.key("trustedProxies").index(i).errorf("%q is not an IP address or CIDR", p)
-		}
-	}
+	checkPrefixes(s.key("trustedProxies"), l.TrustedProxies)
 	v.listenerSecurity(s, l)
 }
 

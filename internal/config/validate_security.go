@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshgate/meshgate/internal/netaddr"
 )
 
 // Edge-security bounds.
@@ -422,10 +424,7 @@ func (v *validator) authzPolicy(s scope, p *AuthzPolicy) {
 // checkPrefixes checks a list of CIDRs or single addresses.
 func checkPrefixes(s scope, list []string) {
 	for i, p := range list {
-		if _, err := netip.ParsePrefix(p); err == nil {
-			continue
-		}
-		if _, err := netip.ParseAddr(p); err != nil {
+		if _, err := netaddr.ParsePrefix(p); err != nil {
 			s.index(i).errorf("%q is not an IP address or CIDR", p)
 		}
 	}

@@ -3,11 +3,10 @@ package engine
 import (
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/netaddr"
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/proxy/cluster"
 	"github.com/meshgate/meshgate/internal/proxy/filter"
@@ -103,7 +102,7 @@ func (c *compiler) listener(cfg *config.Config, l *config.Listener) (*listenerTa
 		active:    c.e.activeCounter(l.Name),
 	}
 	for _, s := range l.TrustedProxies {
-		p, err := parsePrefix(s)
+		p, err := netaddr.ParsePrefix(s)
 		if err != nil {
 			return nil, err
 		}
@@ -258,16 +257,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/cel-go/cel"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/netaddr"
 )
 
 // rule is one compiled AuthzRule. Unset conditions are empty.
@@ -80,7 +81,7 @@ func compileRule(cr *config.AuthzRule) (rule, error) {
 		r.headers = append(r.headers, hc)
 	}
 	for _, s := range cr.SourceCIDRs {
-		p, err := parseCIDR(s)
+		p, err := netaddr.ParsePrefix(s)
 		if err != nil {
 			return r, fmt.Errorf("source CIDR %q: %w", s, err)
 		}
