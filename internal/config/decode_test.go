@@ -138,7 +138,7 @@ routes:
   - backends: [{service: a}]
     hostz: [a.example]
 `,
-			want: []string{`gateway.yaml:4: routes[0]: unknown field "hostz"; valid fields are name, listeners, hosts, match, filters, backends, timeout, retry, rateLimit, fault, mirror, auth, authz, ipAccess, cors, maxBodyBytes, streamIdleTimeout`},
+			want: []string{`gateway.yaml:4: routes[0]: unknown field "hostz"; valid fields are name, listeners, service, hosts, match, filters, backends, timeout, retry, rateLimit, fault, mirror, auth, authz, ipAccess, cors, maxBodyBytes, streamIdleTimeout`},
 		},
 		{
 			desc: "wrong types",

@@ -118,6 +118,7 @@ func filterDefaults(f *Filter) {
 
 // serviceDefaults fills the defaults of one service.
 func serviceDefaults(s *Service) {
+	meshDefaults(s)
 	if s.CircuitBreaker != nil {
 		circuitBreakerDefaults(s.CircuitBreaker)
 	}
@@ -146,3 +147,7 @@ func serviceDefaults(s *Service) {
 	setDefault(&s.Pool.IdleTimeout, 90*time.Second)
 	setDefault(&s.Pool.ConnectTimeout, 5*time.Second)
 }
+
+// ApplyServiceDefaults fills the defaults of one service, for services made outside a config
+// file (such as the control plane's services for registered workloads).
+func ApplyServiceDefaults(s *Service) { serviceDefaults(s) }

@@ -193,6 +193,11 @@ type Route struct {
 	Name string `yaml:"name" json:"name"`
 	// Listeners names the listeners this route serves. Default: all listeners.
 	Listeners []string `yaml:"listeners,omitempty" json:"listeners,omitempty"`
+	// Service attaches the route to calls made to this mesh service (a route whose parent is a
+	// service, as in the Gateway API's GAMMA): sidecars apply it to outbound calls to the service
+	// instead of serving it on listeners. It names a service of this config that has discovery.
+	// Default: none (the route is served on listeners).
+	Service string `yaml:"service,omitempty" json:"service,omitempty"`
 	// Hosts are the hostnames this route serves: exact names ("api.example.com") or a leading
 	// wildcard label ("*.example.org", which matches one or more labels before "example.org").
 	// Matching ignores case and any port. Default: every host.
@@ -556,6 +561,26 @@ type Service struct {
 	// latency says it can take, without hand-tuned numbers; the rest get 503 with reason
 	// "concurrency_limited". Default: off.
 	AdaptiveConcurrency *AdaptiveConcurrency `yaml:"adaptiveConcurrency,omitempty" json:"adaptiveConcurrency,omitempty"`
+	// Discovery takes the service's endpoints from the workloads registered with the control
+	// plane (`meshgate control`) under a mesh service name, in addition to any listed Endpoints.
+	// With Discovery, Endpoints may be empty. A gateway running from a file has no registry: it
+	// uses only the listed endpoints. Default: none (endpoints are static).
+	Discovery *ServiceDiscovery `yaml:"discovery,omitempty" json:"discovery,omitempty"`
+	// Authz decides which workload identities may call this mesh service; it is enforced by the
+	// service's sidecars on inbound calls. Its rules may match identities and namespaces as well
+	// as requests. Default: none (every authenticated mesh peer).
+	Authz *AuthzPolicy `yaml:"authz,omitempty" json:"authz,omitempty"`
+}
+
+// ServiceDiscovery names the registered mesh service a service's endpoints come from.
+type ServiceDiscovery struct {
+	// Service is the mesh service name workloads register under. Default: the service's name.
+	Service string `yaml:"service,omitempty" json:"service,omitempty"`
+	// Namespace is the mesh namespace of the service. Default "default".
+	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	// Port is the name of the registered port traffic goes to. Default: a workload's only port;
+	// required when workloads register several.
+	Port string `yaml:"port,omitempty" json:"port,omitempty"`
 }
 
 // AdaptiveConcurrency is a gradient concurrency limiter (as in Netflix's concurrency-limits and

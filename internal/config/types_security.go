@@ -239,6 +239,13 @@ type AuthzRule struct {
 	Headers []HeaderMatch `yaml:"headers,omitempty" json:"headers,omitempty"`
 	// SourceCIDRs matches the client address (after trusted-proxy resolution).
 	SourceCIDRs []string `yaml:"sourceCIDRs,omitempty" json:"sourceCIDRs,omitempty"`
+	// Identities matches mesh peers whose workload identity (a SPIFFE ID such as
+	// "spiffe://mesh.local/ns/shop/sa/orders") is listed; an entry ending in "/*" matches every ID
+	// under that prefix. Only valid in a service's authz, which sidecars enforce.
+	Identities []string `yaml:"identities,omitempty" json:"identities,omitempty"`
+	// Namespaces matches mesh peers whose identity is in one of these namespaces. Only valid in a
+	// service's authz.
+	Namespaces []string `yaml:"namespaces,omitempty" json:"namespaces,omitempty"`
 	// CEL is a Common Expression Language expression that must be true, for what the other
 	// conditions cannot say. It sees request.method, request.path, request.host,
 	// request.headers (lower-case names), source.ip, consumer.name, consumer.groups and

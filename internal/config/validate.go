@@ -32,6 +32,8 @@ type validator struct {
 	listeners map[string]bool // names of the defined listeners
 	services  map[string]bool // names of the defined services
 
+	meshServices map[string]string // "namespace/service" of each discovery block, to its path
+
 	authenticators map[string]*Authenticator // the defined authenticators by name
 	consumerNames  map[string]bool           // names of the defined consumers
 }

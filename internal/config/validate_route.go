@@ -23,6 +23,7 @@ func (v *validator) routeList() {
 
 // route checks one route.
 func (v *validator) route(s scope, r *Route) {
+	v.routeParent(s, r)
 	seen := make(map[string]bool)
 	for i, name := range r.Listeners {
 		ls := s.key("listeners").index(i)

@@ -322,7 +322,7 @@ func (v *validator) routeSecurity(s scope, r *Route) {
 		}
 	}
 	if p := r.Authz; p != nil {
-		v.authzPolicy(s.key("authz"), p)
+		v.authzPolicy(s.key("authz"), p, false)
 	}
 	if ip := r.IPAccess; ip != nil {
 		is := s.key("ipAccess")
@@ -358,8 +358,9 @@ func (v *validator) needClientCA(s scope, r *Route, name string) {
 	}
 }
 
-// authzPolicy checks an authorization policy.
-func (v *validator) authzPolicy(s scope, p *AuthzPolicy) {
+// authzPolicy checks an authorization policy; mesh says it is a service's inbound policy, whose
+// rules may match peer identities and namespaces.
+func (v *validator) authzPolicy(s scope, p *AuthzPolicy, mesh bool) {
 	checkOneOf(s.key("default"), p.Default, AuthzAllow, AuthzDeny)
 	names := make(map[string]string)
 	for i := range p.Rules {
@@ -375,9 +376,10 @@ func (v *validator) authzPolicy(s scope, p *AuthzPolicy) {
 		}
 		checkOneOf(rs.key("action"), rule.Action, AuthzAllow, AuthzDeny)
 		if len(rule.Consumers)+len(rule.Groups)+len(rule.Claims)+len(rule.Methods)+len(rule.Paths)+
-			len(rule.Headers)+len(rule.SourceCIDRs) == 0 && rule.CEL == "" {
+			len(rule.Headers)+len(rule.SourceCIDRs)+len(rule.Identities)+len(rule.Namespaces) == 0 && rule.CEL == "" {
 			rs.errorf("set at least one condition; a rule for everything is the policy's default")
 		}
+		checkPeerConditions(rs, rule, mesh)
 		for j, c := range rule.Consumers {
 			if c != "*" && !v.consumerNames[c] {
 				rs.key("consumers").index(j).errorf("consumer %q is not defined", c)

@@ -5,6 +5,7 @@ import "strings"
 // serviceList checks every service and their names.
 func (v *validator) serviceList() {
 	v.services = make(map[string]bool)
+	v.meshServices = make(map[string]string)
 	names := make(map[string]string)
 	for i := range v.c.Services {
 		svc := &v.c.Services[i]
@@ -21,8 +22,12 @@ func (v *validator) serviceList() {
 func (v *validator) service(s scope, svc *Service) {
 	checkOneOf(s.key("protocol"), svc.Protocol, UpstreamHTTP1, UpstreamHTTP2, UpstreamGRPC)
 
-	if len(svc.Endpoints) == 0 {
-		s.key("endpoints").errorf("at least one endpoint is required")
+	if len(svc.Endpoints) == 0 && svc.Discovery == nil {
+		s.key("endpoints").errorf("at least one endpoint is required (or discovery, to take them from the mesh registry)")
+	}
+	v.discovery(s, svc)
+	if svc.Authz != nil {
+		v.authzPolicy(s.key("authz"), svc.Authz, true)
 	}
 	addrs := make(map[string]string)
 	for i, e := range svc.Endpoints {

@@ -419,7 +419,7 @@ services:
     healthCheck: {interval: 1s}
 `,
 			want: []string{
-				`DIR/gateway.yaml:3: service "a": endpoints: at least one endpoint is required`,
+				`DIR/gateway.yaml:3: service "a": endpoints: at least one endpoint is required (or discovery, to take them from the mesh registry)`,
 				`DIR/gateway.yaml:4: service "a": protocol: unknown value "http3"; expected "http1", "http2" or "grpc"`,
 				`DIR/gateway.yaml:7: service "b": endpoints[0].address: "127.0.0.1" is not a host:port address`,
 				`DIR/gateway.yaml:8: service "b": endpoints[1].address: port "0" must be a number in 1..65535`,

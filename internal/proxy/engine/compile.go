@@ -112,8 +112,8 @@ func (c *compiler) listener(cfg *config.Config, l *config.Listener) (*listenerTa
 	var mine []config.Route
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
-		if len(r.Listeners) > 0 && !contains(r.Listeners, l.Name) {
-			continue
+		if r.Service != "" || len(r.Listeners) > 0 && !contains(r.Listeners, l.Name) {
+			continue // routes attached to a mesh service are sidecars' outbound routes
 		}
 		mine = append(mine, *r)
 		cr, err := c.route(r, l)
