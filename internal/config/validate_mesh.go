@@ -9,11 +9,14 @@ import (
 // DefaultNamespace is the mesh namespace of a service or workload that names none.
 const DefaultNamespace = "default"
 
-// meshDefaults fills the defaults of a service's discovery.
+// meshDefaults fills the defaults of a service's discovery and inbound authz.
 func meshDefaults(svc *Service) {
 	if d := svc.Discovery; d != nil {
 		setDefault(&d.Service, svc.Name)
 		setDefault(&d.Namespace, DefaultNamespace)
+	}
+	if svc.Authz != nil {
+		setDefault(&svc.Authz.Default, defaultAuthzDefaultAction)
 	}
 }
 
