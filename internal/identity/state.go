@@ -76,7 +76,7 @@ func (ca *CA) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("identity: marshal CA: %w", err)
 	}
 	sum := sha256.Sum256(raw)
-	out, err := json.MarshalIndent(stateEnvelope{Format: stateFormat, State: raw, SHA256: hex.EncodeToString(sum[:])}, "", "  ")
+	out, err := json.Marshal(stateEnvelope{Format: stateFormat, State: raw, SHA256: hex.EncodeToString(sum[:])})
 	if err != nil {
 		return nil, fmt.Errorf("identity: marshal CA: %w", err)
 	}
@@ -117,7 +117,12 @@ func LoadCA(data []byte, opts CAOptions) (*CA, error) {
 	if env.Format != stateFormat {
 		return nil, bad("format %q, want %q", env.Format, stateFormat)
 	}
-	sum := sha256.Sum256(env.State)
+	// The checksum is of the compact state, so a store that re-indents JSON does no harm.
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, env.State); err != nil {
+		return nil, bad("%w", err)
+	}
+	sum := sha256.Sum256(compact.Bytes())
 	if hex.EncodeToString(sum[:]) != env.SHA256 {
 		return nil, bad("checksum mismatch: the stored CA was altered or damaged")
 	}
