@@ -119,10 +119,10 @@ type CA struct {
 	td   spiffeid.TrustDomain
 
 	mu       sync.RWMutex
-	kind     string     // of current
+	kind     string // of current
 	current  *authority
-	next     *authority // during PhasePropagating: the authority that will sign
-	nextKind string     // of next
+	next     *authority          // during PhasePropagating: the authority that will sign
+	nextKind string              // of next
 	retiring []*x509.Certificate // during PhaseOverlap: old roots still trusted
 	rot      rotation
 }
