@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
+	"strconv"
 
 	controlv1 "github.com/meshgate/meshgate/api/controlv1"
 	"github.com/meshgate/meshgate/internal/config"
@@ -46,7 +46,13 @@ func (s scope) key() string {
 	if s.role == RoleGateway {
 		return RoleGateway
 	}
-	return s.role + "\x00" + s.namespace + "\x00" + s.service + "\x00" + strings.Join(s.calls, "\x00")
+	// Quoted, so that no name can make two scopes' keys equal.
+	b := []byte(s.role)
+	for _, v := range append([]string{s.namespace, s.service}, s.calls...) {
+		b = append(b, ' ')
+		b = strconv.AppendQuote(b, v)
+	}
+	return string(b)
 }
 
 // resources selects the scope's resources from ix.
