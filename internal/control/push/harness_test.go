@@ -305,4 +305,3 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 func gatewayNode(id string) *controlv1.Node {
 	return &controlv1.Node{Id: id, Role: RoleGateway, Service: "gateway", Namespace: "default"}
 }
-
