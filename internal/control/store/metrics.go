@@ -1,0 +1,98 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Operation results as counted in meshgate_control_store_operations_total.
+const (
+	resultOK          = "ok"
+	resultNotFound    = "not_found"
+	resultConflict    = "conflict"
+	resultExists      = "exists"
+	resultUnavailable = "unavailable"
+	resultCanceled    = "canceled"
+	resultError       = "error"
+)
+
+// metrics counts a store's operations and tracks whether its backend answers.
+type metrics struct {
+	ops *prometheus.CounterVec
+	up  prometheus.Gauge
+	// backend labels this store's series ("bolt", "etcd").
+	backend string
+}
+
+// newMetrics registers the store metrics with reg (nil: unregistered). Several stores may share
+// one registry: the second finds the first's collectors.
+func newMetrics(reg prometheus.Registerer, backend string) (*metrics, error) {
+	ops := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_control_store_operations_total",
+		Help: "Store operations by backend, operation and result.",
+	}, []string{"backend", "op", "result"})
+	up := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "meshgate_control_store_up",
+		Help: "1 when the store's last operation reached its backend, 0 when it found it unavailable.",
+	}, []string{"backend"})
+	if reg != nil {
+		var err error
+		if ops, err = register(reg, ops); err != nil {
+			return nil, err
+		}
+		if up, err = register(reg, up); err != nil {
+			return nil, err
+		}
+	}
+	m := &metrics{ops: ops, up: up.WithLabelValues(backend), backend: backend}
+	m.up.Set(1)
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under its name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	if err != nil {
+		var zero C
+		return zero, err
+	}
+	return c, nil
+}
+
+// observe counts one operation with its outcome and returns err unchanged. Contract outcomes
+// (not found, conflict, exists) count as the backend answering.
+func (m *metrics) observe(op string, err error) error {
+	result := resultOK
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrUnavailable):
+		result = resultUnavailable
+	case errors.Is(err, ErrNotFound):
+		result = resultNotFound
+	case errors.Is(err, ErrConflict):
+		result = resultConflict
+	case errors.Is(err, ErrExists):
+		result = resultExists
+	case errors.Is(err, context.Canceled):
+		result = resultCanceled
+	default:
+		result = resultError
+	}
+	m.ops.WithLabelValues(m.backend, op, result).Inc()
+	switch result {
+	case resultUnavailable, resultError:
+		m.up.Set(0)
+	case resultCanceled:
+	default:
+		m.up.Set(1)
+	}
+	return err
+}
