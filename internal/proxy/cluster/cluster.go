@@ -9,7 +9,11 @@
 // panic threshold balances over all of its endpoints instead.
 //
 // A Cluster is meant to outlive config reloads while its service is unchanged (see Fingerprint), so
-// that its endpoints' pools, in-flight counts and health carry over.
+// that its endpoints' pools, in-flight counts and health carry over. A reload that changes only the
+// service's endpoints (see SettingsFingerprint) keeps the Cluster too and calls UpdateEndpoints:
+// endpoints that stay keep all of their state, removed ones leave rotation, added ones join it.
+// A service may have no endpoints at all (a mesh service with no registered workload): Pick then
+// fails with ErrNoHealthyEndpoint until an update brings some.
 package cluster
 
 import (
@@ -28,8 +32,8 @@ import (
 	"github.com/meshgate/meshgate/internal/proxy/httpmsg"
 )
 
-// ErrNoHealthyEndpoint is returned by Pick when every endpoint of the service is unhealthy. Pick
-// wraps it with the service name; test for it with errors.Is.
+// ErrNoHealthyEndpoint is returned by Pick when every endpoint of the service is unhealthy, or the
+// service has none. Pick wraps it with the service name; test for it with errors.Is.
 var ErrNoHealthyEndpoint = errors.New("cluster: no healthy endpoint")
 
 // Options carries a cluster's dependencies.
@@ -40,6 +44,13 @@ type Options struct {
 	// or leaves rotation, for metrics and events. It runs on a health-check goroutine and must not
 	// block for long; calls for one endpoint are in order.
 	OnHealthChange func(svc string, ep *Endpoint, healthy bool)
+	// OnEndpointsChange, when set, is called by UpdateEndpoints with the endpoints whose address
+	// the service did not have before (added) and those whose address it no longer has (removed),
+	// for metrics. It runs after the new list is in force and the health checks of removed
+	// addresses stopped reporting, and before the health checks of added ones start, so that
+	// OnHealthChange never reports an address before OnEndpointsChange added it or after it
+	// removed it.
+	OnEndpointsChange func(svc string, added, removed []*Endpoint)
 	// Metrics receives circuit-breaker and outlier-detection metrics. Optional; nil records none.
 	Metrics *Metrics
 }
@@ -51,11 +62,12 @@ type Cluster struct {
 	name        string
 	policy      string
 	hashOn      *config.HashOn // nil unless the policy hashes
-	endpoints   []*Endpoint
-	fingerprint string
+	fingerprint atomic.Pointer[string]
+	settings    string          // SettingsFingerprint of the service
 	checker     *health.Checker // nil without a health check
 	log         *slog.Logger
 	onChange    func(svc string, ep *Endpoint, healthy bool)
+	onEndpoints func(svc string, added, removed []*Endpoint)
 	errNone     error    // ErrNoHealthyEndpoint wrapped with the name, built once
 	outlier     *outlier // nil without outlier detection
 	breaker     *Breaker // nil without a circuit breaker
@@ -63,8 +75,11 @@ type Cluster struct {
 	now         func() time.Time
 
 	current   atomic.Pointer[picker]
-	buildMu   sync.Mutex // serialises rebuilds of current, ejections and their bookkeeping
-	panicking bool       // the balancer covers every endpoint; guarded by buildMu
+	buildMu   sync.Mutex  // serialises rebuilds of current, ejections and their bookkeeping
+	endpoints []*Endpoint // every endpoint, in config order; replaced (never modified) under buildMu
+	panicking bool        // the balancer covers every endpoint; guarded by buildMu
+
+	updateMu sync.Mutex // serialises UpdateEndpoints
 
 	lifeMu  sync.Mutex
 	started bool
@@ -74,21 +89,19 @@ type Cluster struct {
 }
 
 // picker is the balancer over the endpoints that were usable when it was built (all of them in
-// panic mode).
+// panic mode), with the whole endpoint list it was built from.
 type picker struct {
 	bal lb.Balancer // nil when no endpoint is usable
 	eps []*Endpoint // bal's target i is eps[i]
+	all []*Endpoint // every endpoint of the service, in config order
 }
 
 // New builds the cluster of svc. It expects a validated, defaulted service (zero fields of its
 // circuit breaker and outlier detection take their defaults); it keeps no reference to svc. All
-// endpoints start healthy and none ejected.
+// endpoints start healthy and none ejected. svc may have no endpoints.
 func New(svc *config.Service, opts Options) (*Cluster, error) {
 	if svc == nil {
 		return nil, errors.New("cluster: nil service")
-	}
-	if len(svc.Endpoints) == 0 {
-		return nil, fmt.Errorf("cluster %q: no endpoints", svc.Name)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -99,13 +112,16 @@ func New(svc *config.Service, opts Options) (*Cluster, error) {
 		name:        svc.Name,
 		policy:      svc.LoadBalancer.Policy,
 		endpoints:   make([]*Endpoint, len(svc.Endpoints)),
-		fingerprint: Fingerprint(svc),
 		log:         log,
 		onChange:    opts.OnHealthChange,
+		onEndpoints: opts.OnEndpointsChange,
 		errNone:     fmt.Errorf("%w (service %q)", ErrNoHealthyEndpoint, svc.Name),
 		now:         time.Now,
 		stop:        make(chan struct{}),
 	}
+	fp := Fingerprint(svc)
+	c.fingerprint.Store(&fp)
+	c.settings = SettingsFingerprint(svc)
 	if c.policy == "" {
 		c.policy = config.LBRoundRobin
 	}
@@ -115,7 +131,7 @@ func New(svc *config.Service, opts Options) (*Cluster, error) {
 	}
 	addrs := make([]string, len(svc.Endpoints))
 	for i, e := range svc.Endpoints {
-		c.endpoints[i] = &Endpoint{Address: e.Address, Weight: max(e.Weight, 1), index: i}
+		c.endpoints[i] = newEndpoint(e.Address, e.Weight, i)
 		addrs[i] = e.Address
 	}
 	if svc.OutlierDetection != nil {
@@ -148,12 +164,23 @@ func New(svc *config.Service, opts Options) (*Cluster, error) {
 // Name returns the service name.
 func (c *Cluster) Name() string { return c.name }
 
-// Fingerprint returns Fingerprint of the service the cluster was built from.
-func (c *Cluster) Fingerprint() string { return c.fingerprint }
+// Fingerprint returns Fingerprint of the service the cluster was built from, as last updated by
+// UpdateEndpoints.
+func (c *Cluster) Fingerprint() string { return *c.fingerprint.Load() }
 
-// Endpoints returns every endpoint of the service, healthy or not, in config order. The slice is
-// shared: do not modify it.
-func (c *Cluster) Endpoints() []*Endpoint { return c.endpoints }
+// Endpoints returns every endpoint of the service, healthy or not, in config order, as of the
+// latest endpoint update. The slice is shared: do not modify it.
+func (c *Cluster) Endpoints() []*Endpoint { return c.current.Load().all }
+
+// HasAddress reports whether an endpoint of the service has the address addr.
+func (c *Cluster) HasAddress(addr string) bool {
+	for _, ep := range c.current.Load().all {
+		if ep.Address == addr {
+			return true
+		}
+	}
+	return false
+}
 
 // HealthyCount returns how many endpoints are in rotation: the usable ones (healthy and not
 // ejected), or all of them while the service is in panic mode.
@@ -228,16 +255,21 @@ func (c *Cluster) Close() {
 	c.wg.Wait()
 }
 
-// setHealth moves endpoint i into or out of rotation.
-func (c *Cluster) setHealth(i int, healthy bool) {
-	ep := c.endpoints[i]
+// setHealth moves the endpoints at addr into or out of rotation.
+func (c *Cluster) setHealth(addr string, healthy bool) {
+	var changed []*Endpoint
 	c.buildMu.Lock()
-	if ep.Healthy() == healthy {
+	before := c.healthyCount()
+	for _, ep := range c.endpoints {
+		if ep.Address == addr && ep.Healthy() != healthy {
+			ep.unhealthy.Store(!healthy)
+			changed = append(changed, ep)
+		}
+	}
+	if len(changed) == 0 {
 		c.buildMu.Unlock()
 		return
 	}
-	before := c.healthyCount()
-	ep.unhealthy.Store(!healthy)
 	err := c.rebuild()
 	after := c.healthyCount()
 	c.buildMu.Unlock()
@@ -250,7 +282,9 @@ func (c *Cluster) setHealth(i int, healthy bool) {
 		c.log.Info("service has a healthy endpoint again", "healthy", after)
 	}
 	if c.onChange != nil {
-		c.onChange(c.name, ep, healthy)
+		for _, ep := range changed {
+			c.onChange(c.name, ep, healthy)
+		}
 	}
 }
 
@@ -289,16 +323,16 @@ func (c *Cluster) rebuild() error {
 	}
 	targets := make([]lb.Target, 0, len(eps))
 	for _, ep := range eps {
-		targets = append(targets, lb.Target{Key: ep.Address, Weight: ep.Weight, Inflight: &ep.inflight})
+		targets = append(targets, lb.Target{Key: ep.Address, Weight: ep.Weight(), Inflight: &ep.inflight})
 	}
 	if len(eps) == 0 {
-		c.current.Store(&picker{})
+		c.current.Store(&picker{all: c.endpoints})
 		return nil
 	}
 	bal, err := lb.New(c.policy, targets)
 	if err != nil {
 		return err
 	}
-	c.current.Store(&picker{bal: bal, eps: eps})
+	c.current.Store(&picker{bal: bal, eps: eps, all: c.endpoints})
 	return nil
 }

@@ -42,7 +42,6 @@ func mustNew(t testing.TB, svc *config.Service, opts Options) *Cluster {
 }
 
 func TestNewErrors(t *testing.T) {
-	noEndpoints := service(config.LBRoundRobin)
 	badPolicy := service("fastest", "10.0.0.1:80")
 	badCheck := service(config.LBRoundRobin, "10.0.0.1:80")
 	badCheck.HealthCheck = &config.HealthCheck{}
@@ -51,7 +50,6 @@ func TestNewErrors(t *testing.T) {
 		svc  *config.Service
 	}{
 		{desc: "nil service"},
-		{desc: "no endpoints", svc: noEndpoints},
 		{desc: "unknown policy", svc: badPolicy},
 		{desc: "health check without a probe", svc: badCheck},
 	}
@@ -113,8 +111,8 @@ func TestEndpointInflight(t *testing.T) {
 
 func TestPickNoHealthyEndpoint(t *testing.T) {
 	c := mustNew(t, service(config.LBRandom, "10.0.0.1:80", "10.0.0.2:80"), Options{})
-	c.setHealth(0, false)
-	c.setHealth(1, false)
+	c.setHealthAt(0, false)
+	c.setHealthAt(1, false)
 	ep, err := c.Pick(0, false)
 	if ep != nil || !errors.Is(err, ErrNoHealthyEndpoint) {
 		t.Fatalf("Pick = %v, %v; want ErrNoHealthyEndpoint", ep, err)
@@ -122,7 +120,7 @@ func TestPickNoHealthyEndpoint(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _, _ = c.Pick(0, false) }); n != 0 {
 		t.Fatalf("failing Pick allocates %v times", n)
 	}
-	c.setHealth(1, true)
+	c.setHealthAt(1, true)
 	if ep, err := c.Pick(0, false); err != nil || ep.Index() != 1 {
 		t.Fatalf("Pick = %v, %v; want endpoint 1", ep, err)
 	}
@@ -137,8 +135,8 @@ func TestHealthTransitionsRebuildBalancer(t *testing.T) {
 					hooks = append(hooks, fmt.Sprintf("%s %s %v", svc, ep.Address, healthy))
 				},
 			})
-			c.setHealth(1, false)
-			c.setHealth(1, false) // no change, no hook
+			c.setHealthAt(1, false)
+			c.setHealthAt(1, false) // no change, no hook
 			if c.HealthyCount() != 2 || c.Endpoints()[1].Healthy() {
 				t.Fatalf("%d healthy after one failure", c.HealthyCount())
 			}
@@ -151,7 +149,7 @@ func TestHealthTransitionsRebuildBalancer(t *testing.T) {
 					t.Fatal("picked the unhealthy endpoint")
 				}
 			}
-			c.setHealth(1, true)
+			c.setHealthAt(1, true)
 			seen := false
 			for i := 0; i < 3000 && !seen; i++ {
 				ep, _ := c.Pick(uint64(i)*0x9e3779b97f4a7c15, i%2 == 0)
@@ -193,7 +191,7 @@ func TestConsistentHashAcrossHealthChange(t *testing.T) {
 			for k := range keys {
 				before[k] = pick(k)
 			}
-			c.setHealth(4, false)
+			c.setHealthAt(4, false)
 			moved, needless := 0, 0
 			for k := range keys {
 				if ep := pick(k); ep != before[k] {
@@ -206,7 +204,7 @@ func TestConsistentHashAcrossHealthChange(t *testing.T) {
 			if moved > keys*15/100 || moved < keys*5/100 || needless > keys*3/100 {
 				t.Fatalf("%d of %d keys moved (%d needlessly), want about 10%%", moved, keys, needless)
 			}
-			c.setHealth(4, true)
+			c.setHealthAt(4, true)
 			for k := range keys {
 				if ep := pick(k); ep != before[k] {
 					t.Fatalf("key %d did not return to its endpoint after recovery", k)
@@ -247,7 +245,7 @@ func TestConcurrentPickDuringTransitions(t *testing.T) {
 						return
 					default:
 					}
-					c.setHealth(i%3, i%6 >= 3) // endpoint 3 stays healthy throughout
+					c.setHealthAt(i%3, i%6 >= 3) // endpoint 3 stays healthy throughout
 				}
 			})
 			var wg sync.WaitGroup

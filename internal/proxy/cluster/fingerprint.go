@@ -24,6 +24,15 @@ func Fingerprint(svc *config.Service) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// SettingsFingerprint returns a digest of every field of svc except its endpoints: two services
+// with the same settings fingerprint differ at most in their endpoint lists (addresses, weights,
+// order), which UpdateEndpoints applies to a running Cluster in place.
+func SettingsFingerprint(svc *config.Service) string {
+	s := *svc
+	s.Endpoints = nil
+	return Fingerprint(&s)
+}
+
 // Equal reports whether a and b configure the same cluster, that is, have the same Fingerprint.
 func Equal(a, b *config.Service) bool {
 	return Fingerprint(a) == Fingerprint(b)

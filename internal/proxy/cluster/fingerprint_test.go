@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,26 @@ func TestClusterFingerprint(t *testing.T) {
 	c := mustNew(t, svc, Options{})
 	if c.Fingerprint() != Fingerprint(svc) {
 		t.Fatal("Cluster.Fingerprint differs from Fingerprint of its service")
+	}
+}
+
+func TestSettingsFingerprintCoversEveryFieldButEndpoints(t *testing.T) {
+	base := SettingsFingerprint(fullService())
+	leaves("Service", reflect.ValueOf(fullService()), func(path string, _ func()) {
+		svc := fullService()
+		leaves("Service", reflect.ValueOf(svc), func(p string, set func()) {
+			if p == path {
+				set()
+			}
+		})
+		endpoint := strings.HasPrefix(path, "Service.Endpoints")
+		if changed := SettingsFingerprint(svc) != base; changed == endpoint {
+			t.Errorf("changing %s changes the settings fingerprint: %v", path, changed)
+		}
+	})
+	svc := fullService()
+	svc.Endpoints = nil
+	if SettingsFingerprint(svc) != base {
+		t.Error("removing every endpoint changes the settings fingerprint")
 	}
 }

@@ -26,10 +26,9 @@ type outlier struct {
 	base, maxTime  time.Duration
 	maxPercent     int
 
-	hosts []hostStats // by endpoint index
-
+	service   string
+	metrics   *Metrics              // nil without metrics
 	ejections [3]prometheus.Counter // by ejectReasons index; nil without metrics
-	ejected   []prometheus.Gauge    // by endpoint index; nil without metrics
 }
 
 // ejectReasons indexes outlier.ejections.
@@ -41,8 +40,9 @@ const (
 	reasonSuccessRate
 )
 
-// hostStats is what the detector knows about one endpoint. The counters are written on the
-// request path; the rest is guarded by the cluster's buildMu.
+// hostStats is what the detector knows about one endpoint; it lives as long as the endpoint, so an
+// endpoint update keeps it for the endpoints that stay. The counters are written on the request
+// path; the rest is guarded by the cluster's buildMu.
 type hostStats struct {
 	consec5xx atomic.Int64
 	consecGW  atomic.Int64
@@ -65,19 +65,37 @@ func newOutlier(service string, od *config.OutlierDetection, eps []*Endpoint, m 
 		maxTime:        od.MaxEjectionTime,
 		maxPercent:     od.MaxEjectionPercent,
 		successRate:    od.SuccessRate,
-		hosts:          make([]hostStats, len(eps)),
+		service:        service,
+		metrics:        m,
 	}
 	if m != nil {
 		for i, r := range ejectReasons {
 			o.ejections[i] = m.Ejections.WithLabelValues(service, r)
 		}
-		o.ejected = make([]prometheus.Gauge, len(eps))
-		for i, ep := range eps {
-			o.ejected[i] = m.Ejected.WithLabelValues(service, ep.Address)
-			o.ejected[i].Set(0)
-		}
+	}
+	for _, ep := range eps {
+		o.track(ep, true)
 	}
 	return o
+}
+
+// track gives a new endpoint its counters and its ejection gauge, set to 0 when the address is
+// new to the service (fresh).
+func (o *outlier) track(ep *Endpoint, fresh bool) {
+	ep.stats = new(hostStats)
+	if o.metrics != nil {
+		ep.ejectedSeen = o.metrics.Ejected.WithLabelValues(o.service, ep.Address)
+		if fresh {
+			ep.ejectedSeen.Set(0)
+		}
+	}
+}
+
+// forget deletes the ejection gauge of an address the service no longer has.
+func (o *outlier) forget(addr string) {
+	if o.metrics != nil {
+		o.metrics.Ejected.DeleteLabelValues(o.service, addr)
+	}
 }
 
 // ejectionTime returns how long an ejection with multiplier n lasts.
@@ -96,7 +114,10 @@ func (c *Cluster) Report(ep *Endpoint, status int, localFailure bool) {
 	if o == nil || ep == nil || (status == 0 && !localFailure) {
 		return
 	}
-	h := &o.hosts[ep.index]
+	h := ep.stats
+	if h == nil {
+		return
+	}
 	failed := localFailure || status >= 500
 	if o.successRate != nil {
 		h.total.Add(1)
@@ -132,7 +153,7 @@ func (c *Cluster) Report(ep *Endpoint, status int, localFailure bool) {
 func (c *Cluster) eject(ep *Endpoint, reason int) bool {
 	o := c.outlier
 	c.buildMu.Lock()
-	if ep.ejected.Load() {
+	if ep.ejected.Load() || ep.removed.Load() {
 		c.buildMu.Unlock()
 		return false
 	}
@@ -148,7 +169,7 @@ func (c *Cluster) eject(ep *Endpoint, reason int) bool {
 			"endpoint", ep.Address, "rule", ejectReasons[reason], "ejected", out, "max_ejection_percent", o.maxPercent)
 		return false
 	}
-	h := &o.hosts[ep.index]
+	h := ep.stats
 	if o.base*time.Duration(h.multiplier) < o.maxTime+o.base {
 		h.multiplier++
 	}
@@ -156,13 +177,14 @@ func (c *Cluster) eject(ep *Endpoint, reason int) bool {
 	d := o.ejectionTime(h.multiplier)
 	ep.ejected.Store(true)
 	err := c.rebuild()
+	if o.ejections[reason] != nil {
+		// Under buildMu, so that an endpoint update that removes ep deletes the gauge after this.
+		o.ejections[reason].Inc()
+		ep.ejectedSeen.Set(1)
+	}
 	c.buildMu.Unlock()
 	if err != nil {
 		c.log.Error("cannot rebuild load balancer; keeping the previous one", "error", err)
-	}
-	if o.ejections[reason] != nil {
-		o.ejections[reason].Inc()
-		o.ejected[ep.index].Set(1)
 	}
 	c.log.Warn("outlier ejected", "endpoint", ep.Address, "rule", ejectReasons[reason], "for", d, "ejections", h.multiplier)
 	return true
@@ -175,8 +197,8 @@ func (c *Cluster) review(now time.Time) {
 	o := c.outlier
 	var back []*Endpoint
 	c.buildMu.Lock()
-	for i, ep := range c.endpoints {
-		h := &o.hosts[i]
+	for _, ep := range c.endpoints {
+		h := ep.stats
 		switch {
 		case ep.ejected.Load():
 			if now.Sub(h.ejectedAt) >= o.ejectionTime(h.multiplier) {
@@ -184,6 +206,9 @@ func (c *Cluster) review(now time.Time) {
 				h.unejectedAt = now
 				h.consec5xx.Store(0)
 				h.consecGW.Store(0)
+				if ep.ejectedSeen != nil {
+					ep.ejectedSeen.Set(0)
+				}
 				back = append(back, ep)
 			}
 		case h.multiplier > 0 && !h.unejectedAt.IsZero() && now.Sub(h.unejectedAt) >= o.interval:
@@ -199,9 +224,6 @@ func (c *Cluster) review(now time.Time) {
 		c.log.Error("cannot rebuild load balancer; keeping the previous one", "error", err)
 	}
 	for _, ep := range back {
-		if o.ejected != nil {
-			o.ejected[ep.index].Set(0)
-		}
 		c.log.Info("outlier ejection ended", "endpoint", ep.Address)
 	}
 	if o.successRate != nil {
@@ -214,10 +236,13 @@ func (c *Cluster) review(now time.Time) {
 func (c *Cluster) reviewSuccessRate() {
 	o := c.outlier
 	sr := o.successRate
-	rates := make([]float64, 0, len(c.endpoints))
-	judged := make([]*Endpoint, 0, len(c.endpoints))
-	for i, ep := range c.endpoints {
-		h := &o.hosts[i]
+	c.buildMu.Lock()
+	eps := c.endpoints
+	c.buildMu.Unlock()
+	rates := make([]float64, 0, len(eps))
+	judged := make([]*Endpoint, 0, len(eps))
+	for _, ep := range eps {
+		h := ep.stats
 		total, failed := h.total.Swap(0), h.failed.Swap(0)
 		if ep.ejected.Load() || total < int64(sr.RequestVolume) {
 			continue

@@ -163,16 +163,16 @@ func TestOutlierEjectionTimeGrowsAndDecays(t *testing.T) {
 		}
 	}
 	// Quiet intervals decay the multiplier by one each: after two, the next ejection is shorter.
-	mult := c.outlier.hosts[0].multiplier
+	mult := c.Endpoints()[0].stats.multiplier
 	c.review(clk.Advance(time.Second))
 	c.review(clk.Advance(time.Second))
-	if got := c.outlier.hosts[0].multiplier; got != mult-2 {
+	if got := c.Endpoints()[0].stats.multiplier; got != mult-2 {
 		t.Fatalf("multiplier %d after two quiet intervals, want %d", got, mult-2)
 	}
 	for range 10 {
 		c.review(clk.Advance(time.Second))
 	}
-	if got := c.outlier.hosts[0].multiplier; got != 0 {
+	if got := c.Endpoints()[0].stats.multiplier; got != 0 {
 		t.Fatalf("multiplier %d after a long quiet spell, want 0", got)
 	}
 	if got := ejectFor(); got != 10*time.Second {
@@ -289,17 +289,17 @@ func TestPanicThreshold(t *testing.T) {
 		t.Fatalf("two of four ejected: in rotation %s, panicking %v; want [2 3] and no panic", got, c.Panicking())
 	}
 	// Health checks count too: one more endpoint out makes 25% usable, below 50%.
-	c.setHealth(2, false)
+	c.setHealthAt(2, false)
 	if got := inRotation(c); got != "[0 1 2 3]" || !c.Panicking() {
 		t.Fatalf("one of four usable: in rotation %s, panicking %v; want all and panic", got, c.Panicking())
 	}
-	c.setHealth(2, true)
+	c.setHealthAt(2, true)
 	if got := inRotation(c); got != "[2 3]" || c.Panicking() {
 		t.Fatalf("recovered: in rotation %s, panicking %v", got, c.Panicking())
 	}
 	// With every endpoint failing its health check, panic mode still sends traffic.
 	for i := range eps {
-		c.setHealth(i, false)
+		c.setHealthAt(i, false)
 	}
 	if ep, err := c.Pick(0, false); err != nil || ep == nil {
 		t.Fatalf("Pick in panic mode = %v, %v", ep, err)
@@ -318,9 +318,9 @@ func TestPanicThresholdOff(t *testing.T) {
 func TestNoOutlierDetectionMeansNoPanicMode(t *testing.T) {
 	c := mustNew(t, service(config.LBRoundRobin, endpoints(4)...), Options{})
 	c.Report(c.Endpoints()[0], 500, false) // no detector: ignored
-	c.setHealth(0, false)
-	c.setHealth(1, false)
-	c.setHealth(2, false)
+	c.setHealthAt(0, false)
+	c.setHealthAt(1, false)
+	c.setHealthAt(2, false)
 	if got := inRotation(c); got != "[3]" || c.Panicking() || c.Endpoints()[0].Ejected() {
 		t.Fatalf("in rotation %s, panicking %v", got, c.Panicking())
 	}
@@ -333,12 +333,12 @@ func TestOutlierWithHealthChecks(t *testing.T) {
 	c, clk := outlierCluster(t, 3, &config.OutlierDetection{Consecutive5xx: intp(1), MaxEjectionPercent: 100,
 		Interval: time.Second, BaseEjectionTime: 5 * time.Second, PanicThreshold: intp(0)}, nil)
 	c.Report(c.Endpoints()[0], 500, false)
-	c.setHealth(0, false)
+	c.setHealthAt(0, false)
 	c.review(clk.Advance(10 * time.Second)) // the ejection ends, but the endpoint is unhealthy
 	if got := inRotation(c); got != "[1 2]" || c.Endpoints()[0].Ejected() {
 		t.Fatalf("in rotation %s", got)
 	}
-	c.setHealth(0, true)
+	c.setHealthAt(0, true)
 	if got := inRotation(c); got != "[0 1 2]" {
 		t.Fatalf("in rotation %s after the health check passed", got)
 	}

@@ -1,5 +1,6 @@
 // Package health runs active health checks: it probes every endpoint of a service at a fixed
-// interval and reports when an endpoint crosses its healthy or unhealthy threshold.
+// interval and reports when an endpoint crosses its healthy or unhealthy threshold. The set of
+// endpoints may change while probing runs (Update): endpoints that stay keep their state.
 //
 // Endpoints start healthy, so that traffic flows as soon as a service is configured; an endpoint
 // leaves rotation only after UnhealthyThreshold consecutive failed probes and returns after
@@ -37,33 +38,47 @@ type Options struct {
 	// probes of "http2" and "grpc" services speak cleartext HTTP/2 with prior knowledge, like the
 	// traffic; others speak HTTP/1.1. Default "http1".
 	Protocol string
-	// Addresses are the host:port addresses of the endpoints to probe. An endpoint is named by its
-	// index in Addresses when reported to OnChange.
+	// Addresses are the host:port addresses of the endpoints to probe at first; Update changes
+	// them later. An address listed twice is probed once. May be empty.
 	Addresses []string
-	// OnChange is called when endpoint ep becomes healthy or unhealthy. Calls for one endpoint are
-	// sequential and in order; calls for different endpoints may run concurrently. It runs on the
-	// probing goroutine, so it must not block for long. Optional.
-	OnChange func(ep int, healthy bool)
+	// OnChange is called when the endpoint at addr becomes healthy or unhealthy. Calls for one
+	// address are sequential and in order; calls for different addresses may run concurrently. It
+	// runs on the probing goroutine, so it must not block for long. It is never called for an
+	// address after Update removed it (a call in progress when Update runs finishes before Update
+	// returns). Optional.
+	OnChange func(addr string, healthy bool)
 	// Logger receives transitions (Info when an endpoint recovers, Warn when it fails) and failed
 	// probes (Debug). Optional; nil discards.
 	Logger *slog.Logger
 }
 
-// Checker probes a fixed list of endpoints. Create one with New, then Start it; Stop ends the
-// probing. Its methods are safe for concurrent use.
+// Checker probes a set of endpoints, which Update may change while it runs. Create one with New,
+// then Start it; Stop ends the probing. Its methods are safe for concurrent use.
 type Checker struct {
 	check    config.HealthCheck
-	addrs    []string
-	onChange func(ep int, healthy bool)
+	onChange func(addr string, healthy bool)
 	log      *slog.Logger
 	prober   prober
-	healthy  []atomic.Bool
 
 	mu      sync.Mutex
+	targets map[string]*target // by address
 	started bool
 	stopped bool
+	ctx     context.Context // the probing context, set by Start
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+}
+
+// target is one probed address.
+type target struct {
+	addr    string
+	healthy atomic.Bool
+	cancel  context.CancelFunc // ends this target's probing; nil until it starts
+
+	// reportMu is held while a transition is reported, so that Update can wait out a report in
+	// progress before it returns; removed (guarded by reportMu) silences the target for good.
+	reportMu sync.Mutex
+	removed  bool
 }
 
 // prober runs one probe against an endpoint and reports why it failed.
@@ -111,16 +126,24 @@ func New(opts Options) (*Checker, error) {
 	}
 	c := &Checker{
 		check:    hc,
-		addrs:    append([]string(nil), opts.Addresses...),
 		onChange: opts.OnChange,
 		log:      log,
 		prober:   p,
-		healthy:  make([]atomic.Bool, len(opts.Addresses)),
+		targets:  make(map[string]*target, len(opts.Addresses)),
 	}
-	for i := range c.healthy {
-		c.healthy[i].Store(true)
+	for _, a := range opts.Addresses {
+		if c.targets[a] == nil {
+			c.targets[a] = newTarget(a)
+		}
 	}
 	return c, nil
+}
+
+// newTarget returns a target that starts healthy.
+func newTarget(addr string) *target {
+	t := &target{addr: addr}
+	t.healthy.Store(true)
+	return t
 }
 
 // Start begins probing every endpoint, each on its own goroutine. The first probe of each endpoint
@@ -134,10 +157,57 @@ func (c *Checker) Start(ctx context.Context) {
 		return
 	}
 	c.started = true
-	ctx, c.cancel = context.WithCancel(ctx)
-	for i := range c.addrs {
-		c.wg.Add(1)
-		go c.run(ctx, i)
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	for _, t := range c.targets {
+		c.launch(t)
+	}
+}
+
+// launch starts probing t. Callers hold c.mu, after Start and before Stop.
+func (c *Checker) launch(t *target) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	t.cancel = cancel
+	c.wg.Add(1)
+	go c.run(ctx, t)
+}
+
+// Update makes addrs the set of probed endpoints. Endpoints that stay keep their state and their
+// probing rhythm; new ones start healthy (and, once the checker is started, are probed like the
+// first ones: after a random delay, then every interval); removed ones stop being probed, and
+// OnChange is not called for them any more: Update waits for a report in progress to finish. So
+// Update must not be called while holding a lock that OnChange takes. Update after Stop only
+// records the set.
+func (c *Checker) Update(addrs []string) {
+	want := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		want[a] = true
+	}
+	var gone []*target
+	c.mu.Lock()
+	for a, t := range c.targets {
+		if !want[a] {
+			delete(c.targets, a)
+			gone = append(gone, t)
+		}
+	}
+	for _, a := range addrs {
+		if c.targets[a] != nil {
+			continue
+		}
+		t := newTarget(a)
+		c.targets[a] = t
+		if c.started && !c.stopped {
+			c.launch(t)
+		}
+	}
+	c.mu.Unlock()
+	for _, t := range gone {
+		if t.cancel != nil {
+			t.cancel()
+		}
+		t.reportMu.Lock()
+		t.removed = true
+		t.reportMu.Unlock()
 	}
 }
 
@@ -155,15 +225,18 @@ func (c *Checker) Stop() {
 	c.prober.close()
 }
 
-// Healthy reports whether endpoint ep is currently considered healthy.
-func (c *Checker) Healthy(ep int) bool {
-	return c.healthy[ep].Load()
+// Healthy reports whether the endpoint at addr is currently considered healthy. It reports false
+// for an address the checker does not probe.
+func (c *Checker) Healthy(addr string) bool {
+	c.mu.Lock()
+	t := c.targets[addr]
+	c.mu.Unlock()
+	return t != nil && t.healthy.Load()
 }
 
-// run probes endpoint i until ctx is done.
-func (c *Checker) run(ctx context.Context, i int) {
+// run probes t until ctx is done.
+func (c *Checker) run(ctx context.Context, t *target) {
 	defer c.wg.Done()
-	addr := c.addrs[i]
 	var passes, fails int
 	timer := time.NewTimer(rand.N(min(c.check.Interval, maxInitialDelay)) + 1)
 	defer timer.Stop()
@@ -174,39 +247,44 @@ func (c *Checker) run(ctx context.Context, i int) {
 		case <-timer.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, c.check.Timeout)
-		err := c.prober.probe(pctx, addr)
+		err := c.prober.probe(pctx, t.addr)
 		cancel()
 		if ctx.Err() != nil {
-			return // cut short by Stop: not the endpoint's fault
+			return // cut short by Stop or Update: not the endpoint's fault
 		}
-		healthy := c.healthy[i].Load()
+		healthy := t.healthy.Load()
 		if err == nil {
 			fails = 0
 			passes++
 			if !healthy && passes >= c.check.HealthyThreshold {
-				c.transition(i, true, nil)
+				c.transition(t, true, nil)
 			}
 		} else {
 			passes = 0
 			fails++
-			c.log.Debug("health probe failed", "endpoint", addr, "consecutive_failures", fails, "error", err)
+			c.log.Debug("health probe failed", "endpoint", t.addr, "consecutive_failures", fails, "error", err)
 			if healthy && fails >= c.check.UnhealthyThreshold {
-				c.transition(i, false, err)
+				c.transition(t, false, err)
 			}
 		}
 		timer.Reset(jitter(c.check.Interval))
 	}
 }
 
-func (c *Checker) transition(i int, healthy bool, err error) {
-	c.healthy[i].Store(healthy)
+func (c *Checker) transition(t *target, healthy bool, err error) {
+	t.reportMu.Lock()
+	defer t.reportMu.Unlock()
+	if t.removed {
+		return
+	}
+	t.healthy.Store(healthy)
 	if healthy {
-		c.log.Info("endpoint healthy", "endpoint", c.addrs[i], "passes", c.check.HealthyThreshold)
+		c.log.Info("endpoint healthy", "endpoint", t.addr, "passes", c.check.HealthyThreshold)
 	} else {
-		c.log.Warn("endpoint unhealthy", "endpoint", c.addrs[i], "failures", c.check.UnhealthyThreshold, "error", err)
+		c.log.Warn("endpoint unhealthy", "endpoint", t.addr, "failures", c.check.UnhealthyThreshold, "error", err)
 	}
 	if c.onChange != nil {
-		c.onChange(i, healthy)
+		c.onChange(t.addr, healthy)
 	}
 }
 

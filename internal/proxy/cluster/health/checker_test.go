@@ -28,7 +28,7 @@ type transitions struct {
 }
 
 type event struct {
-	ep      int
+	addr    string
 	healthy bool
 }
 
@@ -36,11 +36,11 @@ func newTransitions() *transitions {
 	return &transitions{ch: make(chan event, 100)}
 }
 
-func (tr *transitions) onChange(ep int, healthy bool) {
+func (tr *transitions) onChange(addr string, healthy bool) {
 	tr.mu.Lock()
-	tr.events = append(tr.events, event{ep, healthy})
+	tr.events = append(tr.events, event{addr, healthy})
 	tr.mu.Unlock()
-	tr.ch <- event{ep, healthy}
+	tr.ch <- event{addr, healthy}
 }
 
 // wait returns the next transition, failing the test after a few seconds.
@@ -266,32 +266,32 @@ func TestHTTPEndpointLeavesAndReturns(t *testing.T) {
 	c := start(t, Options{Check: hc, Addresses: []string{good.addr(), bad.addr()}, OnChange: tr.onChange})
 
 	// Both start healthy, and passing probes report nothing.
-	if !c.Healthy(0) || !c.Healthy(1) {
+	if !c.Healthy(good.addr()) || !c.Healthy(bad.addr()) {
 		t.Fatal("endpoints do not start healthy")
 	}
 	tr.quiet(t, 100*time.Millisecond)
 
 	bad.status.Store(http.StatusInternalServerError)
-	if e := tr.wait(t); e != (event{ep: 1, healthy: false}) {
+	if e := tr.wait(t); e != (event{addr: bad.addr(), healthy: false}) {
 		t.Fatalf("transition %+v, want endpoint 1 unhealthy", e)
 	}
 	// Exactly UnhealthyThreshold consecutive failures, no more: probes are sequential.
 	if n := bad.failures.Load(); n != int64(hc.UnhealthyThreshold) {
 		t.Fatalf("went unhealthy after %d failed probes, want %d", n, hc.UnhealthyThreshold)
 	}
-	if c.Healthy(1) || !c.Healthy(0) {
+	if c.Healthy(bad.addr()) || !c.Healthy(good.addr()) {
 		t.Fatal("Healthy does not reflect the transition")
 	}
 
 	passesBefore := bad.passes.Load()
 	bad.status.Store(http.StatusOK)
-	if e := tr.wait(t); e != (event{ep: 1, healthy: true}) {
+	if e := tr.wait(t); e != (event{addr: bad.addr(), healthy: true}) {
 		t.Fatalf("transition %+v, want endpoint 1 healthy", e)
 	}
 	if n := bad.passes.Load() - passesBefore; n != int64(hc.HealthyThreshold) {
 		t.Fatalf("came back after %d passed probes, want %d", n, hc.HealthyThreshold)
 	}
-	if !c.Healthy(1) {
+	if !c.Healthy(bad.addr()) {
 		t.Fatal("Healthy does not reflect the recovery")
 	}
 }
@@ -322,7 +322,7 @@ func TestHTTPServerClosed(t *testing.T) {
 	hc.HTTP = &config.HTTPHealthCheck{}
 	start(t, Options{Check: hc, Addresses: []string{s.addr()}, OnChange: tr.onChange})
 	s.Close() // connection refused from now on
-	if e := tr.wait(t); e != (event{ep: 0, healthy: false}) {
+	if e := tr.wait(t); e != (event{addr: s.addr(), healthy: false}) {
 		t.Fatalf("transition %+v, want endpoint 0 unhealthy", e)
 	}
 }
@@ -359,11 +359,11 @@ func TestTCPEndpointLeavesAndReturns(t *testing.T) {
 
 	_ = ln.Close()
 	wg.Wait()
-	if e := tr.wait(t); e != (event{ep: 0, healthy: false}) {
+	if e := tr.wait(t); e != (event{addr: addr, healthy: false}) {
 		t.Fatalf("transition %+v, want endpoint 0 unhealthy", e)
 	}
-	if c.Healthy(0) {
-		t.Fatal("Healthy(0) after the listener closed")
+	if c.Healthy(addr) {
+		t.Fatal("Healthy after the listener closed")
 	}
 
 	ln, err = net.Listen("tcp", addr)
@@ -372,7 +372,7 @@ func TestTCPEndpointLeavesAndReturns(t *testing.T) {
 	}
 	wg = acceptor(t, ln)
 	defer func() { _ = ln.Close(); wg.Wait() }()
-	if e := tr.wait(t); e != (event{ep: 0, healthy: true}) {
+	if e := tr.wait(t); e != (event{addr: addr, healthy: true}) {
 		t.Fatalf("transition %+v, want endpoint 0 healthy", e)
 	}
 }
@@ -463,7 +463,7 @@ func TestStopAndCancel(t *testing.T) {
 			t.Fatalf("Stop took %v", d)
 		}
 		tr.quiet(t, 0) // an interrupted probe is not a failure
-		if !c.Healthy(0) {
+		if !c.Healthy(hang.Listener.Addr().String()) {
 			t.Fatal("interrupted probe counted as a failure")
 		}
 	})
@@ -481,5 +481,71 @@ func TestJitter(t *testing.T) {
 	}
 	if len(seen) < 10 {
 		t.Fatalf("jitter produced only %d distinct delays", len(seen))
+	}
+}
+
+func TestUpdate(t *testing.T) {
+	a, b, c := newStatusServer(t), newStatusServer(t), newStatusServer(t)
+	tr := newTransitions()
+	hc := fastCheck()
+	hc.HTTP = &config.HTTPHealthCheck{}
+	chk := start(t, Options{Check: hc, Addresses: []string{a.addr(), b.addr()}, OnChange: tr.onChange})
+
+	b.status.Store(http.StatusInternalServerError)
+	if e := tr.wait(t); e != (event{addr: b.addr(), healthy: false}) {
+		t.Fatalf("transition %+v, want b unhealthy", e)
+	}
+	// Drop a, keep b (unhealthy), add c (and c twice: probed once).
+	chk.Update([]string{b.addr(), c.addr(), c.addr()})
+	if chk.Healthy(a.addr()) || chk.Healthy(b.addr()) || !chk.Healthy(c.addr()) {
+		t.Fatal("Update did not keep b's state or did not start c healthy")
+	}
+	probesOfA := a.passes.Load() + a.failures.Load()
+	c.status.Store(http.StatusInternalServerError)
+	if e := tr.wait(t); e != (event{addr: c.addr(), healthy: false}) {
+		t.Fatalf("transition %+v, want the added c unhealthy", e)
+	}
+	b.status.Store(http.StatusOK)
+	if e := tr.wait(t); e != (event{addr: b.addr(), healthy: true}) {
+		t.Fatalf("transition %+v, want the kept b healthy", e)
+	}
+	// a is probed no more (one probe may have been in flight at Update).
+	if n := a.passes.Load() + a.failures.Load(); n > probesOfA+1 {
+		t.Fatalf("a probed %d times after its removal", n-probesOfA)
+	}
+	// A removed address that fails reports nothing.
+	a.status.Store(http.StatusInternalServerError)
+	tr.quiet(t, 150*time.Millisecond)
+
+	// Update to nothing, then back: an empty checker neither panics nor probes.
+	chk.Update(nil)
+	tr.quiet(t, 100*time.Millisecond)
+	chk.Update([]string{a.addr()})
+	if e := tr.wait(t); e != (event{addr: a.addr(), healthy: false}) {
+		t.Fatalf("transition %+v, want the re-added a unhealthy", e)
+	}
+}
+
+func TestUpdateBeforeStartAndAfterStop(t *testing.T) {
+	s := newStatusServer(t)
+	hc := fastCheck()
+	hc.HTTP = &config.HTTPHealthCheck{}
+	c, err := New(Options{Check: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Update([]string{s.addr()}) // recorded; probed from Start on
+	c.Start(context.Background())
+	deadline := time.Now().Add(3 * time.Second)
+	for s.passes.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an address added before Start is not probed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.Stop()
+	c.Update([]string{s.addr(), "127.0.0.1:1"}) // after Stop: no goroutine starts (goleak checks)
+	if !c.Healthy("127.0.0.1:1") {
+		t.Fatal("an address added after Stop is not recorded healthy")
 	}
 }
