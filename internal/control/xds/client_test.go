@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	grpcxds "google.golang.org/grpc/xds"
 
@@ -70,8 +71,9 @@ func backend(t *testing.T) (addr string, port int) {
 }
 
 // meshConfig resolves a config with one mesh service, greeter.shop, whose workloads are the
-// given ports on 127.0.0.1.
-func meshConfig(t *testing.T, lb string, ports ...int) *config.Config {
+// given ports on 127.0.0.1, and a route attached to it sending calls with "x-canary: yes" to
+// the static service canary at canaryAddr.
+func meshConfig(t *testing.T, lb, canaryAddr string, ports ...int) *config.Config {
 	t.Helper()
 	hash := ""
 	if lb == config.LBMaglev || lb == config.LBRingHash {
@@ -79,11 +81,19 @@ func meshConfig(t *testing.T, lb string, ports ...int) *config.Config {
 	}
 	cfg, err := config.LoadBytes("mesh.yaml", []byte(fmt.Sprintf(`
 version: 1
+routes:
+  - name: canary
+    service: greeter
+    match: [{path: {prefix: /grpc.health.v1.Health}, headers: [{name: x-canary, value: "yes"}]}]
+    backends: [{service: canary}]
 services:
   - name: greeter
     discovery: {service: greeter, namespace: shop}
     loadBalancer: {policy: %s%s}
-`, lb, hash)))
+  - name: canary
+    protocol: grpc
+    endpoints: [{address: %q}]
+`, lb, hash, canaryAddr)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +156,8 @@ func statusOf(s *Server, node, typeURL string) (ClientStatus, bool) {
 }
 
 // TestGRPCClient drives a real proxyless grpc-go client (the xds resolver and balancers) against
-// the server: calls reach both backends, an endpoint removal takes effect, a cluster the client
+// the server: calls reach both backends, a header route attached to the service picks its
+// backend, an endpoint removal takes effect, a cluster the client
 // refuses is NACKed (and not resent in a loop) while the previous config keeps working, and a
 // good config after it is ACKed.
 func TestGRPCClient(t *testing.T) {
@@ -162,7 +173,8 @@ func TestGRPCClient(t *testing.T) {
 
 	addr1, port1 := backend(t)
 	addr2, port2 := backend(t)
-	if err := xs.Update("1", meshConfig(t, "round_robin", port1, port2)); err != nil {
+	addr3, _ := backend(t)
+	if err := xs.Update("1", meshConfig(t, "round_robin", addr3, port1, port2)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -194,6 +206,14 @@ func TestGRPCClient(t *testing.T) {
 		}
 		return seen[addr1] > 0 && seen[addr2] > 0, fmt.Sprint(seen)
 	})
+	// The route attached to the service sends canary calls to the canary service only.
+	canaryCtx := metadata.AppendToOutgoingContext(ctx, "x-canary", "yes")
+	if seen, err := callPeers(canaryCtx, client, 10); err != nil || seen[addr3] != 10 {
+		t.Errorf("canary calls: %v, %v; want all 10 at %s", seen, err, addr3)
+	}
+	if seen, err := callPeers(ctx, client, 10); err != nil || seen[addr3] != 0 {
+		t.Errorf("plain calls: %v, %v; want none at the canary %s", seen, err, addr3)
+	}
 	for _, typ := range []string{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType} {
 		eventually(t, 5*time.Second, "version 1 ACKed for "+shortType(typ), func() (bool, string) {
 			cs, ok := statusOf(xs, node, typ)
@@ -202,7 +222,7 @@ func TestGRPCClient(t *testing.T) {
 	}
 
 	// One endpoint removed: calls go only to the other one.
-	if err := xs.Update("2", meshConfig(t, "round_robin", port2)); err != nil {
+	if err := xs.Update("2", meshConfig(t, "round_robin", addr3, port2)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "calls reach only the remaining backend", func() (bool, string) {
@@ -219,7 +239,7 @@ func TestGRPCClient(t *testing.T) {
 
 	// Maglev is Envoy's: gRPC refuses the cluster. The NACK is tracked and not answered with the
 	// same snapshot again; calls keep working on the accepted config.
-	if err := xs.Update("3", meshConfig(t, "maglev", port2)); err != nil {
+	if err := xs.Update("3", meshConfig(t, "maglev", addr3, port2)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "cluster version 3 NACKed", func() (bool, string) {
@@ -246,7 +266,7 @@ func TestGRPCClient(t *testing.T) {
 	}
 
 	// A good config after the bad one is accepted and both backends come back.
-	if err := xs.Update("4", meshConfig(t, "round_robin", port1, port2)); err != nil {
+	if err := xs.Update("4", meshConfig(t, "round_robin", addr3, port1, port2)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "cluster version 4 ACKed", func() (bool, string) {
