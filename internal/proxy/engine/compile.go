@@ -26,15 +26,27 @@ type route struct {
 	handler    proxy.Handler
 }
 
-// compile builds a table from cfg, reusing running services whose config is unchanged. created
-// lists the services it made, which the caller starts on success or closes on failure.
+// compile builds a table from cfg, reusing running services whose config is unchanged or changed
+// only in its endpoints (those are listed in t.pending, for Apply to update once the table is
+// accepted). created lists the services it made, which the caller starts on success or closes on
+// failure.
 func (e *Engine) compile(cfg *config.Config) (t *Table, created []*service, err error) {
 	t = &Table{Config: cfg, listeners: map[string]*listenerTable{}, services: map[string]*service{}}
 	for i := range cfg.Services {
 		svc := &cfg.Services[i]
-		if old := e.services[svc.Name]; old != nil && old.fingerprint == cluster.Fingerprint(svc) {
-			t.services[svc.Name] = old
-			continue
+		if old := e.services[svc.Name]; old != nil {
+			fp := cluster.Fingerprint(svc)
+			if old.fingerprint == fp {
+				t.services[svc.Name] = old
+				continue
+			}
+			if old.settings == cluster.SettingsFingerprint(svc) {
+				// Only the endpoints changed: keep the cluster and transport, and update the
+				// endpoints in place once the table is accepted.
+				t.services[svc.Name] = old
+				t.pending = append(t.pending, endpointUpdate{s: old, svc: svc, fingerprint: fp})
+				continue
+			}
 		}
 		s, err := newService(svc, e.log, e.metrics)
 		if err != nil {

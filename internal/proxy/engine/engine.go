@@ -1,7 +1,8 @@
 // Package engine compiles a config snapshot into an immutable runtime table (listeners → routers →
 // route handler chains → services) and serves exchanges against the table that is current when
 // each request starts. Apply swaps tables atomically: requests in flight finish on the old one, and
-// services whose config did not change keep their connection pools and health state.
+// services whose config did not change keep their connection pools and health state. A service
+// whose config changed only in its endpoints keeps them too: its endpoint set is updated in place.
 package engine
 
 import (
@@ -95,6 +96,14 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 			_ = prev.Close()
 		}
 	}
+	// Past the last failure: services whose endpoints alone changed take their new endpoints now,
+	// in place, keeping their health state and pooled connections.
+	for _, u := range t.pending {
+		if err := u.s.updateEndpoints(u.svc, u.fingerprint); err != nil {
+			e.log.Error("cannot update the service's endpoints; keeping the previous ones", "service", u.s.name, "error", err)
+		}
+	}
+	t.pending = nil
 	e.version++
 	t.Version = e.version
 	t.Loaded = time.Now()
@@ -109,8 +118,9 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 	// Services the new table no longer uses (removed or changed) stop their health checks and close
 	// their idle connections; exchanges still running on them finish normally.
 	for name, s := range e.services {
-		if t.services[name] != s {
+		if next := t.services[name]; next != s {
 			s.close()
+			s.forgetEndpoints(next)
 		}
 	}
 	e.services = t.services

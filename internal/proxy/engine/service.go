@@ -20,7 +20,8 @@ import (
 // transport that carries requests to it. It outlives tables while its config is unchanged.
 type service struct {
 	name        string
-	fingerprint string
+	fingerprint string // cluster.Fingerprint of the config in force; Apply (under Engine.mu) updates it
+	settings    string // cluster.SettingsFingerprint of the config
 	cluster     *cluster.Cluster
 	transport   upstream.Transport
 	hashOn      *config.HashOn
@@ -28,6 +29,7 @@ type service struct {
 	adaptive *adaptive.Limiter
 	limited  prometheus.Counter // requests the adaptive limit refused
 	limit    prometheus.Gauge   // the adaptive limit
+	metrics  *metrics.Registry
 }
 
 // The HTTP/1 transport's pools enforce a circuit breaker's connection thresholds.
@@ -49,6 +51,18 @@ func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*se
 			}
 			m.EndpointHealthy.WithLabelValues(svcName, ep.Address).Set(v)
 			log.Info("endpoint health changed", "service", svcName, "endpoint", ep.Address, "healthy", healthy)
+		},
+		OnEndpointsChange: func(svcName string, added, removed []*cluster.Endpoint) {
+			for _, ep := range removed {
+				m.EndpointHealthy.DeleteLabelValues(svcName, ep.Address)
+			}
+			for _, ep := range added {
+				v := 0.0
+				if ep.Healthy() {
+					v = 1
+				}
+				m.EndpointHealthy.WithLabelValues(svcName, ep.Address).Set(v)
+			}
 		},
 	})
 	if err != nil {
@@ -85,7 +99,8 @@ func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*se
 		}
 		tr = upstream.NewHTTP1(opts)
 	}
-	s := &service{name: name, fingerprint: cluster.Fingerprint(svc), cluster: cl, transport: tr, hashOn: svc.LoadBalancer.Hash}
+	s := &service{name: name, fingerprint: cluster.Fingerprint(svc), settings: cluster.SettingsFingerprint(svc),
+		cluster: cl, transport: tr, hashOn: svc.LoadBalancer.Hash, metrics: m}
 	if a := svc.AdaptiveConcurrency; a != nil {
 		s.adaptive = adaptive.New(adaptive.Options{InitialLimit: a.InitialLimit, MinLimit: a.MinLimit, MaxLimit: a.MaxLimit,
 			SampleWindow: a.SampleWindow, Tolerance: a.Tolerance})
@@ -180,6 +195,9 @@ func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (_ *clus
 	reached = true
 	err = s.transport.Forward(x, ep.Address)
 	ep.End()
+	if ep.Removed() {
+		s.retired(ep)
+	}
 	status, local := attemptOutcome(x, err)
 	localFail = local
 	s.cluster.Report(ep, status, local)

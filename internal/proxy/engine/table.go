@@ -28,6 +28,9 @@ type Table struct {
 	services  map[string]*service
 	budgets   map[budgetKey]*retryBudget
 	sec       *security
+	// pending are the endpoint updates of running services that Apply makes when it accepts the
+	// table; Apply clears it.
+	pending []endpointUpdate
 }
 
 // listenerTable is what one listener's requests are matched and served with.
