@@ -76,6 +76,10 @@ func (c *Cluster) UpdateEndpoints(svc *config.Service) (added, removed []*Endpoi
 		if twin := oldAddrs[e.Address]; twin != nil {
 			ep.unhealthy.Store(twin.unhealthy.Load())
 		}
+		if c.outlier != nil {
+			// Before the endpoint is published: Report reads its counters lock-free.
+			c.outlier.track(ep, oldAddrs[e.Address] == nil)
+		}
 		next[i] = ep
 		fresh = append(fresh, ep)
 	}
@@ -90,12 +94,16 @@ func (c *Cluster) UpdateEndpoints(svc *config.Service) (added, removed []*Endpoi
 			c.log.Error("cannot rebuild load balancer; keeping the previous one", "error", rerr)
 		}
 		c.buildMu.Unlock()
+		if c.outlier != nil {
+			for _, ep := range fresh {
+				if oldAddrs[ep.Address] == nil {
+					c.outlier.forget(ep.Address)
+				}
+			}
+		}
 		return nil, nil, fmt.Errorf("cluster %q: %w", c.name, err)
 	}
 	for _, ep := range fresh {
-		if c.outlier != nil {
-			c.outlier.track(ep, oldAddrs[ep.Address] == nil)
-		}
 		if oldAddrs[ep.Address] == nil {
 			added = append(added, ep)
 		}

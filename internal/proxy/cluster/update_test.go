@@ -485,7 +485,15 @@ func TestConcurrentPickDuringUpdates(t *testing.T) {
 				{"10.0.0.4:80", "10.0.0.1:80"},
 				{"10.0.0.1:80=2"},
 			}
-			c := mustNew(t, weighted(policy, sets[0]...), Options{})
+			od := &config.OutlierDetection{Consecutive5xx: intp(1000), PanicThreshold: intp(0),
+				SuccessRate: &config.SuccessRateOutlier{MinimumHosts: 100, RequestVolume: 1}}
+			svc := weighted(policy, sets[0]...)
+			svc.OutlierDetection = od
+			m, err := NewMetrics(prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := mustNew(t, svc, Options{Metrics: m})
 			var stop atomic.Bool
 			var failures atomic.Int64
 			var wg sync.WaitGroup
@@ -500,11 +508,14 @@ func TestConcurrentPickDuringUpdates(t *testing.T) {
 						ep.Begin()
 						_ = ep.Weight() + ep.Index()
 						ep.End()
+						c.Report(ep, 200+300*(i%2), false) // outlier counters of endpoints old and new
 					}
 				})
 			}
 			for i := range 200 {
-				if _, _, err := c.UpdateEndpoints(weighted(policy, sets[i%len(sets)]...)); err != nil {
+				next := weighted(policy, sets[i%len(sets)]...)
+				next.OutlierDetection = od
+				if _, _, err := c.UpdateEndpoints(next); err != nil {
 					t.Error(err)
 					break
 				}
