@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -42,3 +43,6 @@ func checkTTL(ttl time.Duration) error {
 	}
 	return nil
 }
+
+// isNotFound reports whether err is ErrNotFound.
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
