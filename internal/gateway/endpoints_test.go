@@ -241,10 +241,16 @@ func TestRemovedEndpointIdleConnectionsClosed(t *testing.T) {
 }
 
 func TestZeroEndpointService(t *testing.T) {
-	gw := startGateway(t, churnConfig())
+	// With every per-service part configured (health check, outlier detection, circuit breaker,
+	// adaptive concurrency), a service with no endpoints answers 503 with the reason code for no
+	// healthy endpoint, and serves once an update brings one.
+	withAll := func(yaml string) string {
+		return yaml + "    circuitBreaker: {maxRequests: 100}\n    adaptiveConcurrency: {initialLimit: 50, minLimit: 10}\n"
+	}
+	gw := startGateway(t, withAll(churnConfig()))
 	c := newClient(t)
 	url := baseURL(t, gw, "edge") + "/"
-	for range 5 {
+	for range 50 {
 		r := get(t, c, url)
 		if r.Status != http.StatusServiceUnavailable || r.reason() != "no_healthy_upstream" {
 			t.Fatalf("zero endpoints: status %d, reason %q; want 503 no_healthy_upstream", r.Status, r.reason())
@@ -254,13 +260,13 @@ func TestZeroEndpointService(t *testing.T) {
 		t.Fatalf("health series %v for a service with no endpoints", got)
 	}
 	u := startUpstream(t, "late", upstreamOptions{})
-	reload(t, gw, churnConfig(u))
+	reload(t, gw, withAll(churnConfig(u)))
 	r := get(t, c, url)
 	if r.Status != http.StatusOK || r.Echo == nil || r.Echo.Server != "late" {
 		t.Fatalf("after the update: status %d, reason %q", r.Status, r.reason())
 	}
 	// And back to none: 503 again, and the series is gone.
-	reload(t, gw, churnConfig())
+	reload(t, gw, withAll(churnConfig()))
 	if r := get(t, c, url); r.Status != http.StatusServiceUnavailable || r.reason() != "no_healthy_upstream" {
 		t.Fatalf("emptied again: status %d, reason %q", r.Status, r.reason())
 	}

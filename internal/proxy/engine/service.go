@@ -17,7 +17,8 @@ import (
 )
 
 // service is a compiled upstream service: its cluster (endpoints, balancer, health) and the
-// transport that carries requests to it. It outlives tables while its config is unchanged.
+// transport that carries requests to it. It outlives tables while its config is unchanged, or
+// changed only in its endpoints (then updated in place, see updateEndpoints).
 type service struct {
 	name        string
 	fingerprint string // cluster.Fingerprint of the config in force; Apply (under Engine.mu) updates it
