@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -70,9 +69,6 @@ func (e *Etcd) Leader(ctx context.Context) (id string, err error) {
 	defer cancel()
 	resp, err := e.cli.Get(rctx, e.key(keyElection), clientv3.WithFirstCreate()...)
 	if err != nil {
-		if errors.Is(err, concurrency.ErrElectionNoLeader) {
-			return "", nil
-		}
 		return "", e.fail(ctx, "leader", err)
 	}
 	if len(resp.Kvs) == 0 {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/meshgate/meshgate/internal/control/state"
 	"github.com/meshgate/meshgate/internal/testetcd"
@@ -131,6 +133,39 @@ func TestEtcdLeaderElection(t *testing.T) {
 	}
 	if l, err := b.Leader(ctx); err != nil || l != "" {
 		t.Fatalf("Leader after the lease was lost = %q, %v; want none", l, err)
+	}
+}
+
+func TestEtcdTakeoverAfterLeaderCrash(t *testing.T) {
+	srv := testetcd.Start(t)
+	prefix := freshPrefix()
+	b := openEtcd(t, srv, EtcdOptions{Prefix: prefix, SessionTTL: 2 * time.Second})
+	ctx := testCtx(t)
+	// A leader that stops keeping its session alive without resigning, as a crashed process.
+	sess, err := concurrency.NewSession(b.cli, concurrency.WithTTL(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := concurrency.NewElection(sess, strings.TrimSuffix(b.key(keyElection), "/")).Campaign(ctx, "crashed"); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := b.Leader(ctx); err != nil || l != "crashed" {
+		t.Fatalf("Leader = %q, %v", l, err)
+	}
+	sess.Orphan()
+	start := time.Now()
+	lost, err := b.Campaign(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("took over %s after the leader stopped", time.Since(start).Round(10*time.Millisecond))
+	if l, err := b.Leader(ctx); err != nil || l != "b" {
+		t.Fatalf("Leader after takeover = %q, %v", l, err)
+	}
+	select {
+	case <-lost:
+		t.Fatal("leadership lost at once")
+	default:
 	}
 }
 
