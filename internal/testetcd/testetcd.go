@@ -18,10 +18,22 @@ import (
 	"time"
 )
 
+// Options configures StartWith.
+type Options struct {
+	// CertFile and KeyFile, when set, make etcd serve clients over TLS (the endpoints are
+	// https URLs).
+	CertFile, KeyFile string
+	// TrustedCAFile, when set, makes etcd require client certificates signed by it.
+	TrustedCAFile string
+}
+
 // Server is an etcd child process.
 type Server struct {
-	// Endpoints are the client URLs ("http://127.0.0.1:PORT") to give an etcd client.
+	// Endpoints are the client URLs ("http://127.0.0.1:PORT", or https with TLS) to give an
+	// etcd client.
 	Endpoints []string
+	// health is the plain-HTTP URL of the health endpoint.
+	health string
 
 	t    testing.TB
 	bin  string
@@ -38,17 +50,29 @@ type Server struct {
 // timeouts are short (50ms, 250ms), which also lowers the server's minimum lease TTL to 1s.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options (TLS for clients).
+func StartWith(t testing.TB, opts Options) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		t.Fatal("etcd is not installed: run scripts/test-deps")
 	}
 	var last string
 	for range 3 { // another process may take a port between finding and binding it
-		ports := freePorts(t, 2)
-		client := "http://127.0.0.1:" + ports[0]
+		ports := freePorts(t, 3)
+		scheme := "http"
+		if opts.CertFile != "" {
+			scheme = "https"
+		}
+		client := scheme + "://127.0.0.1:" + ports[0]
 		peer := "http://127.0.0.1:" + ports[1]
+		metrics := "http://127.0.0.1:" + ports[2]
 		s := &Server{
 			Endpoints: []string{client},
+			health:    metrics + "/health",
 			t:         t,
 			bin:       bin,
 			out:       &buffer{},
@@ -66,7 +90,14 @@ func Start(t testing.TB) *Server {
 				"--logger", "zap",
 				"--log-outputs", "stderr",
 				"--log-level", "warn",
+				"--listen-metrics-urls", metrics,
 			},
+		}
+		if opts.CertFile != "" {
+			s.args = append(s.args, "--cert-file", opts.CertFile, "--key-file", opts.KeyFile)
+		}
+		if opts.TrustedCAFile != "" {
+			s.args = append(s.args, "--client-cert-auth", "--trusted-ca-file", opts.TrustedCAFile)
 		}
 		t.Cleanup(s.Kill)
 		if err := s.start(); err != nil {
@@ -104,7 +135,7 @@ func (s *Server) Output() string { return s.out.String() }
 func (s *Server) Healthy() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoints[0]+"/health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.health, nil)
 	if err != nil {
 		return false
 	}

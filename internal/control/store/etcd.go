@@ -106,7 +106,10 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
 		})},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: etcd %v: %w: %w", opts.Endpoints, ErrUnavailable, err)
+		if unavailable(err) {
+			return nil, fmt.Errorf("store: etcd %v: %w: %w", opts.Endpoints, ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("store: etcd %v: %w", opts.Endpoints, err)
 	}
 	e := &Etcd{cli: cli, opts: opts, m: m, log: log}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
