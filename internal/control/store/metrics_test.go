@@ -1,9 +1,11 @@
 package store
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -36,4 +38,29 @@ func gatheredNames(t *testing.T, reg *prometheus.Registry) map[string]bool {
 		names[mf.GetName()] = true
 	}
 	return names
+}
+
+func TestMetricNamesLint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := newMetrics(reg, "bolt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = m.observe("apply", nil)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "meshgate_control_store_") {
+			t.Errorf("metric %s lacks the meshgate_control_store_ prefix", mf.GetName())
+		}
+	}
 }
