@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,8 +20,8 @@ import (
 type EtcdOptions struct {
 	// Endpoints are the etcd client URLs ("https://10.0.0.1:2379"). Required.
 	Endpoints []string
-	// Prefix is put before every key the store writes, so several meshes can share one etcd.
-	// Default "/meshgate/".
+	// Prefix is put before every key the store writes, so several meshes can share one etcd;
+	// a "/" is appended when it does not end in one. Default "/meshgate/".
 	Prefix string
 	// DialTimeout bounds connecting to etcd. Default 5s.
 	DialTimeout time.Duration
@@ -70,6 +71,9 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = "/meshgate/"
+	}
+	if !strings.HasSuffix(opts.Prefix, "/") {
+		opts.Prefix += "/"
 	}
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = 5 * time.Second
