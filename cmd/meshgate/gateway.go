@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,21 +21,37 @@ import (
 
 func newGatewayCommand() *cobra.Command {
 	var cfgPath, logLevel string
+	var cf gatewayControlFlags
 	cmd := &cobra.Command{
-		Use:   "gateway --config FILE",
-		Short: "Run the edge gateway on a config file (reloaded on change, SIGHUP or PUT /config)",
+		Use:   "gateway (--config FILE | --control ADDR --control-ca FILE)",
+		Short: "Run the edge gateway on a config file (reloaded on change, SIGHUP or PUT /config) or on the control plane's config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
 			}
+			switch {
+			case (cfgPath == "") == (cf.control == ""):
+				return errors.New("give exactly one of --config FILE or --control ADDR")
+			case cf.control != "":
+				return runGatewayControl(cmd.Context(), cf, log)
+			}
 			return runGateway(cmd.Context(), cfgPath, log, nil)
 		},
 	}
-	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "config file (YAML)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	_ = cmd.MarkFlagRequired("config")
+	fl := cmd.Flags()
+	fl.StringVarP(&cfgPath, "config", "c", "", "config file (YAML)")
+	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.StringVar(&cf.control, "control", "", "control plane address (host:port): take config and endpoints from it instead of a file")
+	fl.StringVar(&cf.controlCA, "control-ca", "", "with --control: the control plane's trust bundle (its DATA-DIR/bundle.pem) for the first contact")
+	fl.StringVar(&cf.tokenFile, "join-token-file", "", "with --control: file holding the join token (or $MESHGATE_JOIN_TOKEN)")
+	fl.StringVar(&cf.dataDir, "data-dir", "meshgate-gateway", "with --control: where the key, certificate and last good config are kept")
+	fl.StringVar(&cf.name, "name", "gateway", "with --control: the gateway's name (its identity is spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/NAME)")
+	fl.StringVar(&cf.namespace, "namespace", "default", "with --control: the gateway's namespace")
+	fl.StringVar(&cf.trustDomain, "trust-domain", "mesh.local", "with --control: the mesh's trust domain")
+	fl.StringVar(&cf.admin, "admin", "127.0.0.1:9901", `with --control: admin API address (loopback), or "off"`)
+	fl.StringVar(&cf.accessLog, "access-log", "stdout", `with --control: access log: "stdout", "stderr", "off" or a file`)
 	return cmd
 }
 

@@ -28,7 +28,8 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true, // main prints them, except exit codes whose message is already out
 		Version:       version,
 	}
-	root.AddCommand(newGatewayCommand(), newValidateCommand(), newUpCommand())
+	root.AddCommand(newGatewayCommand(), newValidateCommand(), newUpCommand(), newControlCommand(),
+		newApplyCommand(), newGetCommand(), newDeleteCommand(), newHistoryCommand(), newRollbackCommand())
 	return root
 }
 
