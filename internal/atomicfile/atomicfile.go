@@ -16,9 +16,9 @@ func Write(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
-	_, err = tmp.Write(data)
+	err = tmp.Chmod(mode)       // before the data goes in: a key is never readable by others
 	if err == nil {
-		err = tmp.Chmod(mode)
+		_, err = tmp.Write(data)
 	}
 	if err == nil {
 		err = tmp.Sync()

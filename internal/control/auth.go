@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/meshgate/meshgate/internal/identity"
 )
 
 // Reasons an RPC's caller was not authenticated, as counted in
@@ -107,7 +109,7 @@ func (s *Server) peerCaller(ctx context.Context) (caller, error) {
 		return caller{}, &authError{authTrustDomain, codes.PermissionDenied,
 			fmt.Sprintf("identity %s is not in trust domain %s", id, s.trustDomain)}
 	}
-	ns, svc, err := parseWorkloadPath(id)
+	ns, svc, err := identity.ParseWorkloadID(id)
 	if err != nil {
 		return caller{}, &authError{authUntrusted, codes.PermissionDenied, err.Error()}
 	}
@@ -123,15 +125,6 @@ func bearerToken(ctx context.Context) string {
 		}
 	}
 	return ""
-}
-
-// parseWorkloadPath splits a workload ID's path "/ns/NAMESPACE/sa/SERVICE".
-func parseWorkloadPath(id spiffeid.ID) (namespace, service string, err error) {
-	parts := strings.Split(id.Path(), "/")
-	if len(parts) != 5 || parts[0] != "" || parts[1] != "ns" || parts[3] != "sa" || parts[2] == "" || parts[4] == "" {
-		return "", "", fmt.Errorf("identity %s is not a workload identity (spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/SERVICE)", id)
-	}
-	return parts[2], parts[4], nil
 }
 
 func peerAddr(ctx context.Context) string {

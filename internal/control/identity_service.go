@@ -34,7 +34,7 @@ func (is identityService) Sign(ctx context.Context, req *controlv1.SignRequest) 
 		renewing = &c
 	}
 	authorize := func(id spiffeid.ID) error {
-		ns, svc, err := parseWorkloadPath(id)
+		ns, svc, err := identity.ParseWorkloadID(id)
 		if err != nil {
 			return err
 		}

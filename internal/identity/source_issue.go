@@ -16,6 +16,8 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/meshgate/meshgate/internal/atomicfile"
 )
 
 // Files a Source keeps in its Dir.
@@ -142,7 +144,7 @@ func (s *Source) persist(svid *x509svid.SVID, bundle *x509bundle.Bundle) error {
 		{bundleFile, certsPEM(bundle.X509Authorities()), 0o644},
 		{keyFile, k, 0o600},
 	} {
-		if err := writeFile(filepath.Join(s.opts.Dir, f.name), f.data, f.mode); err != nil {
+		if err := atomicfile.Write(filepath.Join(s.opts.Dir, f.name), f.data, f.mode); err != nil {
 			return err
 		}
 	}
@@ -224,7 +226,7 @@ func (s *Source) SetBundle(pemBytes []byte) error {
 		if err := os.MkdirAll(s.opts.Dir, 0o700); err != nil {
 			return fmt.Errorf("identity: %w", err)
 		}
-		if err := writeFile(filepath.Join(s.opts.Dir, bundleFile), certsPEM(roots), 0o644); err != nil {
+		if err := atomicfile.Write(filepath.Join(s.opts.Dir, bundleFile), certsPEM(roots), 0o644); err != nil {
 			return err
 		}
 	}
@@ -250,29 +252,4 @@ func parseDERs(ders [][]byte) ([]*x509.Certificate, error) {
 		out = append(out, c)
 	}
 	return out, nil
-}
-
-// writeFile replaces path with data at mode: a temporary file beside it is written, synced and
-// renamed over it, so readers see the old content or the new.
-func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("identity: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err = tmp.Chmod(mode); err == nil {
-		if _, err = tmp.Write(data); err == nil {
-			err = tmp.Sync()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("identity: write %s: %w", filepath.Base(path), err)
-	}
-	return nil
 }
