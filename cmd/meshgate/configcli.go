@@ -271,7 +271,10 @@ func printStatus(w io.Writer, st *control.Status) {
 	for _, p := range st.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)
 	}
-	fmt.Fprintf(w, "CA: %+v\n\n", st.Rotation)
+	for _, sh := range st.Services {
+		fmt.Fprintf(w, "service %s: %d healthy, %d unhealthy, %d draining\n", sh.Service, sh.Healthy, sh.Unhealthy, sh.Draining)
+	}
+	fmt.Fprintf(w, "CA: %s\n\n", st.Rotation)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROXY\tROLE\tSERVICE\tSENT\tACKED\tSTATE")
 	for _, p := range st.Proxies {

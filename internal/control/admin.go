@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,6 +38,8 @@ type Status struct {
 	ConfigError string `json:"configError,omitempty"`
 	// Workloads counts live registrations.
 	Workloads int `json:"workloads"`
+	// Services aggregates the registered workloads' health per mesh service.
+	Services []ServiceHealth `json:"services,omitempty"`
 	// Problems lists registered workloads left out of their service.
 	Problems []string `json:"problems,omitempty"`
 	// TrustDomain and Rotation describe the CA.
@@ -248,6 +252,7 @@ func (s *Server) Status(r *http.Request) Status {
 	}
 	if st != nil {
 		out.StateVersion, out.ConfigVersion, out.Workloads = st.Version, st.ConfigVersion, len(st.Workloads)
+		out.Services = serviceHealth(st.Workloads)
 	}
 	if cfgErr != nil {
 		out.ConfigError = cfgErr.Error()
@@ -255,6 +260,41 @@ func (s *Server) Status(r *http.Request) Status {
 	for _, p := range problems {
 		out.Problems = append(out.Problems, p.String())
 	}
+	return out
+}
+
+// ServiceHealth counts one mesh service's registered workloads by health.
+type ServiceHealth struct {
+	// Service is "namespace/service".
+	Service string `json:"service"`
+	// Healthy, Unhealthy and Draining count its workloads in each state.
+	Healthy   int `json:"healthy"`
+	Unhealthy int `json:"unhealthy"`
+	Draining  int `json:"draining"`
+}
+
+// serviceHealth aggregates workloads (sorted by ID) per service, sorted by service.
+func serviceHealth(ws []state.Workload) []ServiceHealth {
+	idx := map[string]int{}
+	var out []ServiceHealth
+	for i := range ws {
+		k := ws[i].Key()
+		j, ok := idx[k]
+		if !ok {
+			j = len(out)
+			idx[k] = j
+			out = append(out, ServiceHealth{Service: k})
+		}
+		switch ws[i].Health {
+		case state.HealthHealthy:
+			out[j].Healthy++
+		case state.HealthUnhealthy:
+			out[j].Unhealthy++
+		default:
+			out[j].Draining++
+		}
+	}
+	slices.SortFunc(out, func(a, b ServiceHealth) int { return strings.Compare(a.Service, b.Service) })
 	return out
 }
 

@@ -90,6 +90,10 @@ func TestRegistry(t *testing.T) {
 	if _, err := users.Heartbeat(ctx, &controlv1.HeartbeatRequest{Id: "users-1", Health: "draining"}); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 10*time.Second, "the status to aggregate the service's health", func() bool {
+		_, body := p.admin(t, "GET", "/v1/status", "")
+		return strings.Contains(body, `"service": "shop/users"`) && strings.Contains(body, `"draining": 1`)
+	})
 	ws, _ = p.store.Workloads(ctx)
 	if len(ws) != 1 || ws[0].Health != "draining" {
 		t.Errorf("after a draining heartbeat: %+v", ws)
