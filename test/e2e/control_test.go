@@ -269,8 +269,11 @@ func TestControlGatewayWorkload(t *testing.T) {
 	// The control plane goes away: the gateway keeps serving.
 	addrs := c.addrs()
 	c.stop()
-	if r := runCurl(t, url); r.Status != 200 || r.Body != hello {
-		t.Fatalf("curl with the control plane down: %d %q", r.Status, r.Body)
+	for i := range 5 { // spread over a second, while the gateway loses its stream and retries
+		if r := runCurl(t, url); r.Status != 200 || r.Body != hello {
+			t.Fatalf("curl %d with the control plane down: %d %q", i, r.Status, r.Body)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 
 	// The gateway restarts while the control plane is down: it serves its cached config.
@@ -311,6 +314,7 @@ func TestControlGatewayNACK(t *testing.T) {
 	applyText(t, c, fill(meshConfig, "PUBLIC", held.Addr().String()))
 
 	row := waitGatewayRow(t, c, "NACK")
+	t.Logf("status row: %s", row)
 	if !strings.Contains(row, held.Addr().String()) || !strings.Contains(row, "address already in use") {
 		t.Errorf("the NACK does not carry the bind error for %s: %s", held.Addr(), row)
 	}
@@ -373,6 +377,7 @@ func TestControlReplicasOnEtcd(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "unavailable") {
 		t.Fatalf("apply with etcd down: exit %d, want 1 saying the store is unavailable\n%s%s", code, stdout, stderr)
 	}
+	t.Logf("apply with etcd down: %s", strings.TrimSpace(stderr))
 
 	etcd.Restart()
 	write("changed.yaml", strings.Replace(goodConfig, "/orders", "/orders-v2", 1))
