@@ -19,6 +19,23 @@ type storedWorkload struct {
 	TTL time.Duration `json:"ttl"`
 }
 
+// prepareWorkload checks a workload to store for ttl, stamps its registration (when unset) and
+// expiry, and encodes it: the same for every store.
+func prepareWorkload(w state.Workload, ttl time.Duration) ([]byte, error) {
+	if err := checkTTL(ttl); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadInput, err)
+	}
+	if w.ID == "" {
+		return nil, fmt.Errorf("%w: workload without an id", errBadInput)
+	}
+	now := time.Now()
+	if w.Registered.IsZero() {
+		w.Registered = now.UTC()
+	}
+	w.Expires = now.Add(ttl).UTC()
+	return encodeWorkload(w, ttl)
+}
+
 // encodeWorkload and decodeWorkload convert the persisted form.
 func encodeWorkload(w state.Workload, ttl time.Duration) ([]byte, error) {
 	data, err := json.Marshal(storedWorkload{Workload: w, TTL: ttl})
@@ -76,18 +93,7 @@ func (b *Bolt) PutWorkload(ctx context.Context, w state.Workload, ttl time.Durat
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := checkTTL(ttl); err != nil {
-		return fmt.Errorf("%w: %w", errBadInput, err)
-	}
-	if w.ID == "" {
-		return fmt.Errorf("%w: workload without an id", errBadInput)
-	}
-	now := time.Now()
-	if w.Registered.IsZero() {
-		w.Registered = now.UTC()
-	}
-	w.Expires = now.Add(ttl).UTC()
-	data, err := encodeWorkload(w, ttl)
+	data, err := prepareWorkload(w, ttl)
 	if err != nil {
 		return err
 	}

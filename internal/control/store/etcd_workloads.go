@@ -23,18 +23,7 @@ func leaseSeconds(ttl time.Duration) int64 {
 // revoked). It sets Expires, and Registered when zero.
 func (e *Etcd) PutWorkload(ctx context.Context, w state.Workload, ttl time.Duration) (err error) {
 	defer func() { err = e.m.observe("put_workload", err) }()
-	if err := checkTTL(ttl); err != nil {
-		return fmt.Errorf("%w: %w", errBadInput, err)
-	}
-	if w.ID == "" {
-		return fmt.Errorf("%w: workload without an id", errBadInput)
-	}
-	now := time.Now()
-	if w.Registered.IsZero() {
-		w.Registered = now.UTC()
-	}
-	w.Expires = now.Add(ttl).UTC()
-	data, err := encodeWorkload(w, ttl)
+	data, err := prepareWorkload(w, ttl)
 	if err != nil {
 		return err
 	}
