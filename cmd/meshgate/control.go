@@ -26,6 +26,7 @@ type controlFlags struct {
 	certTTL, maxCertTTL, workloadTTL, rootPropagation                           time.Duration
 	caCert, caKey, caChain                                                      string
 	servingNames                                                                []string
+	pprof                                                                       bool
 }
 
 func newControlCommand() *cobra.Command {
@@ -59,6 +60,7 @@ from to DIR/bundle.pem and a join token granting every identity to DIR/join-toke
 	fl.StringVar(&f.caChain, "ca-chain", "", "the intermediate's chain up to the root (PEM)")
 	fl.StringSliceVar(&f.servingNames, "serving-name", nil, "extra DNS names or IPs for the control plane's certificate")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's /debug/pprof handlers on the admin API")
 	cmd.AddCommand(newControlStatusCommand(), newControlTokenCommand(), newControlRotateCommand())
 	return cmd
 }
@@ -94,7 +96,7 @@ func runControl(ctx context.Context, f controlFlags, ready func(*control.Server)
 		Store: st, DataDir: f.dataDir, TrustDomain: f.trustDomain, CertTTL: f.certTTL, MaxCertTTL: f.maxCertTTL,
 		WorkloadTTL: f.workloadTTL, RootPropagation: f.rootPropagation,
 		GRPCAddress: f.grpcAddr, XDSAddress: f.xdsAddr, AdminAddress: f.adminAddr,
-		ServingNames: f.servingNames, Metrics: reg, Log: log.With("component", "control"),
+		ServingNames: f.servingNames, Pprof: f.pprof, Metrics: reg, Log: log.With("component", "control"),
 	}
 	if f.adminTokenEnv != "" {
 		tok := os.Getenv(f.adminTokenEnv)

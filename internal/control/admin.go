@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,6 +75,13 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/workloads", s.workloads)
 	mux.HandleFunc("POST /v1/tokens", s.createToken)
 	mux.HandleFunc("POST /v1/ca/rotate", s.rotate)
+	if s.opts.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return s.adminAuth(mux)
 }
 

@@ -74,6 +74,8 @@ type Options struct {
 	ServingNames []string
 	// ReplicaID names this replica in leader election and status. Default: host name and pid.
 	ReplicaID string
+	// Pprof serves Go's /debug/pprof handlers on the admin API. Default false.
+	Pprof bool
 	// PushDebounce is how long the push waits for changes to settle. Default 100ms.
 	PushDebounce time.Duration
 	// Metrics is the registry the control plane's collectors go on; default a new one.
