@@ -14,6 +14,7 @@ const (
 	defaultBreakerOpenFor            = 10 * time.Second
 	defaultBreakerHalfOpenRequests   = 1
 	defaultOutlierConsecutive5xx     = 5
+	defaultOutlierConnectFailures    = 3
 	defaultOutlierInterval           = 10 * time.Second
 	defaultOutlierBaseEjectionTime   = 30 * time.Second
 	defaultOutlierMaxEjectionTime    = 300 * time.Second
@@ -35,7 +36,31 @@ const (
 	maxOutlierInterval = time.Hour
 	// maxStdevFactor bounds SuccessRateOutlier.StdevFactor.
 	maxStdevFactor = 100.0
+
+	// The default detector of a service without outlierDetection: connect failures only, short
+	// ejections, reviewed often so that an endpoint that comes back is tried again soon.
+	defaultDetectorInterval         = time.Second
+	defaultDetectorBaseEjectionTime = 5 * time.Second
 )
+
+// DefaultOutlierDetection returns the outlier detection of a service that configures none: it
+// ejects an endpoint after 3 consecutive connect failures (and for no 5xx answer), for 5s the
+// first time and 5s more at each repeat ejection up to 300s, reviews ejections every second, and
+// ejects at most 10% of the endpoints at once (one always may, but never a service's last usable
+// endpoint). It has no panic threshold, so a service with an active health check and no
+// outlierDetection keeps its behaviour when endpoints fail their checks.
+func DefaultOutlierDetection() OutlierDetection {
+	off, connect, panicOff := 0, defaultOutlierConnectFailures, 0
+	return OutlierDetection{
+		Consecutive5xx:             &off,
+		ConsecutiveConnectFailures: &connect,
+		Interval:                   defaultDetectorInterval,
+		BaseEjectionTime:           defaultDetectorBaseEjectionTime,
+		MaxEjectionTime:            defaultOutlierMaxEjectionTime,
+		MaxEjectionPercent:         defaultOutlierMaxEjectionPercent,
+		PanicThreshold:             &panicOff,
+	}
+}
 
 // WithDefaults returns a copy of b with every unset field at its default, for code that builds a
 // policy in Go rather than loading it (a loaded config has its defaults already).
@@ -69,13 +94,17 @@ func (o OutlierDetection) WithDefaults() OutlierDetection {
 }
 
 // outlierDefaults fills the defaults of a service's outlier detection: ejection after 5
-// consecutive 5xx, a 10s review interval, 30s base and 300s maximum ejection, at most 10% of
+// consecutive 5xx or 3 consecutive connect failures, a 10s review interval, 30s base and 300s maximum ejection, at most 10% of
 // endpoints ejected, panic below 50% usable endpoints, and the success-rate rule's defaults (5
 // hosts, 100 requests, 1.9 standard deviations) when it is set.
 func outlierDefaults(o *OutlierDetection) {
 	if o.Consecutive5xx == nil {
 		n := defaultOutlierConsecutive5xx
 		o.Consecutive5xx = &n
+	}
+	if o.ConsecutiveConnectFailures == nil {
+		n := defaultOutlierConnectFailures
+		o.ConsecutiveConnectFailures = &n
 	}
 	setDefault(&o.Interval, defaultOutlierInterval)
 	setDefault(&o.BaseEjectionTime, defaultOutlierBaseEjectionTime)
@@ -109,6 +138,9 @@ func checkOutlier(s scope, o *OutlierDetection) {
 		resilienceCount(s.key("consecutive5xx"), *o.Consecutive5xx, 0, maxResilienceCount)
 	}
 	resilienceCount(s.key("consecutiveGatewayErrors"), o.ConsecutiveGatewayErrors, 0, maxResilienceCount)
+	if o.ConsecutiveConnectFailures != nil {
+		resilienceCount(s.key("consecutiveConnectFailures"), *o.ConsecutiveConnectFailures, 0, maxResilienceCount)
+	}
 	resilienceDuration(s.key("interval"), o.Interval, minOutlierInterval, maxOutlierInterval)
 	resilienceDuration(s.key("baseEjectionTime"), o.BaseEjectionTime, time.Millisecond, maxResilienceDuration)
 	resilienceDuration(s.key("maxEjectionTime"), o.MaxEjectionTime, time.Millisecond, maxResilienceDuration)

@@ -42,7 +42,7 @@ func TestCircuitDefaults(t *testing.T) {
 	od := &OutlierDetection{SuccessRate: &SuccessRateOutlier{}}
 	outlierDefaults(od)
 	fifty := 50
-	wantOD := OutlierDetection{Consecutive5xx: ptrInt(5), Interval: 10 * time.Second, BaseEjectionTime: 30 * time.Second,
+	wantOD := OutlierDetection{Consecutive5xx: ptrInt(5), ConsecutiveConnectFailures: ptrInt(3), Interval: 10 * time.Second, BaseEjectionTime: 30 * time.Second,
 		MaxEjectionTime: 300 * time.Second, MaxEjectionPercent: 10, PanicThreshold: &fifty,
 		SuccessRate: &SuccessRateOutlier{MinimumHosts: 5, RequestVolume: 100, StdevFactor: 1.9}}
 	if !reflect.DeepEqual(*od, wantOD) {

@@ -555,7 +555,10 @@ type Service struct {
 	Pool ConnectionPool `yaml:"pool" json:"pool"`
 	// CircuitBreaker bounds the load meshgate puts on the service and fails fast beyond it.
 	CircuitBreaker *CircuitBreaker `yaml:"circuitBreaker,omitempty" json:"circuitBreaker,omitempty"`
-	// OutlierDetection ejects endpoints that fail more than their peers, for a while.
+	// OutlierDetection ejects endpoints that fail more than their peers, for a while. Without it,
+	// a default detector still ejects an endpoint after 3 connect failures in a row, for 5s
+	// growing by 5s with each repeat ejection up to 300s, at most 10% of the endpoints at once
+	// (one always may) and never the last usable one; 5xx answers eject nothing by default.
 	OutlierDetection *OutlierDetection `yaml:"outlierDetection,omitempty" json:"outlierDetection,omitempty"`
 	// AdaptiveConcurrency limits the requests in flight to the service to what its observed
 	// latency says it can take, without hand-tuned numbers; the rest get 503 with reason
@@ -635,6 +638,9 @@ type OutlierDetection struct {
 	// ConsecutiveGatewayErrors ejects an endpoint after this many 502, 503 or 504 answers (or
 	// connect failures and resets) in a row. Default 0: off.
 	ConsecutiveGatewayErrors int `yaml:"consecutiveGatewayErrors,omitempty" json:"consecutiveGatewayErrors,omitempty"`
+	// ConsecutiveConnectFailures ejects an endpoint after this many attempts in a row that could
+	// not connect to it (refused, unreachable or timed out connecting). Default 3; 0 turns it off.
+	ConsecutiveConnectFailures *int `yaml:"consecutiveConnectFailures,omitempty" json:"consecutiveConnectFailures,omitempty"`
 	// SuccessRate ejects endpoints whose success rate falls well below their peers'.
 	SuccessRate *SuccessRateOutlier `yaml:"successRate,omitempty" json:"successRate,omitempty"`
 	// Interval is how often ejections are reviewed and success rates computed. Default 10s.

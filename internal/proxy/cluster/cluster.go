@@ -5,8 +5,10 @@
 // The request path calls Pick (and HashKey for the consistent-hashing policies); both are lock-free
 // and allocation-free. Health transitions and outlier ejections are rare: each one rebuilds the
 // balancer over the usable endpoints (healthy and not ejected) and swaps it in atomically, so Pick
-// never waits. With outlier detection configured, a service whose usable endpoints fall below its
-// panic threshold balances over all of its endpoints instead.
+// never waits. Every service has outlier detection: the configured one, or
+// config.DefaultOutlierDetection, which ejects endpoints that refuse connections but never the
+// last usable one. With a panic threshold, a service whose usable endpoints fall below it
+// balances over all of its endpoints instead.
 //
 // A Cluster is meant to outlive config reloads while its service is unchanged (see Fingerprint), so
 // that its endpoints' pools, in-flight counts and health carry over. A reload that changes only the
@@ -69,7 +71,7 @@ type Cluster struct {
 	onChange    func(svc string, ep *Endpoint, healthy bool)
 	onEndpoints func(svc string, added, removed []*Endpoint)
 	errNone     error    // ErrNoHealthyEndpoint wrapped with the name, built once
-	outlier     *outlier // nil without outlier detection
+	outlier     *outlier // the configured or default outlier detection; nil only in tests
 	breaker     *Breaker // nil without a circuit breaker
 	panicAt     int      // panic threshold in percent; 0: no panic mode
 	now         func() time.Time
@@ -134,11 +136,12 @@ func New(svc *config.Service, opts Options) (*Cluster, error) {
 		c.endpoints[i] = newEndpoint(e.Address, e.Weight, i)
 		addrs[i] = e.Address
 	}
+	od := config.DefaultOutlierDetection() // connect failures only, when the service sets none
 	if svc.OutlierDetection != nil {
-		od := svc.OutlierDetection.WithDefaults()
-		c.outlier = newOutlier(svc.Name, &od, c.endpoints, opts.Metrics)
-		c.panicAt = *od.PanicThreshold
+		od = svc.OutlierDetection.WithDefaults()
 	}
+	c.outlier = newOutlier(svc.Name, &od, svc.OutlierDetection == nil, c.endpoints, opts.Metrics)
+	c.panicAt = *od.PanicThreshold
 	if cb := svc.CircuitBreaker; cb != nil {
 		c.breaker = newBreaker(svc.Name, cb, log, opts.Metrics)
 	}
@@ -221,8 +224,8 @@ func (c *Cluster) HashKey(h httpmsg.Header, clientIP netip.Addr) (uint64, bool) 
 	return HashKey(c.hashOn, h, clientIP)
 }
 
-// Start begins active health checking and the outlier review loop, when the service configures
-// them; both end when ctx is cancelled or Close is called. Start after Start or Close does nothing.
+// Start begins active health checking, when the service configures it, and the outlier review
+// loop; both end when ctx is cancelled or Close is called. Start after Start or Close does nothing.
 func (c *Cluster) Start(ctx context.Context) {
 	c.lifeMu.Lock()
 	defer c.lifeMu.Unlock()

@@ -24,6 +24,7 @@ const (
 	EjectConsecutive5xx           = "consecutive_5xx"
 	EjectConsecutiveGatewayErrors = "consecutive_gateway_errors"
 	EjectSuccessRate              = "success_rate"
+	EjectConnectFailures          = "consecutive_connect_failures"
 )
 
 // Metrics are the Prometheus collectors of circuit breakers and outlier detection, shared by

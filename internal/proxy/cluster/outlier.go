@@ -12,15 +12,20 @@ import (
 )
 
 // outlier is a cluster's outlier detector, as Envoy's: it ejects an endpoint at once when it
-// reaches Consecutive5xx or ConsecutiveGatewayErrors failures in a row, and at every review
+// reaches Consecutive5xx, ConsecutiveGatewayErrors or ConsecutiveConnectFailures failures in a
+// row, and at every review
 // (each Interval) ejects the endpoints whose success rate over the interval fell below the mean
 // of their peers' minus StdevFactor standard deviations. An ejection lasts BaseEjectionTime times
 // the endpoint's ejection multiplier (capped at MaxEjectionTime); the multiplier grows by one at
 // every ejection and shrinks by one at every review that finds the endpoint back for a whole
-// interval. At most MaxEjectionPercent of the endpoints are ejected at once, but one always may be.
+// interval. At most MaxEjectionPercent of the endpoints are ejected at once, but one always may be,
+// except that the default detector (a service without outlierDetection) never ejects the last
+// usable endpoint.
 type outlier struct {
 	consecutive5xx int64 // 0: off
 	consecutiveGW  int64 // 0: off
+	consecutiveCF  int64 // connect failures; 0: off
+	keepLast       bool  // never eject the last usable endpoint (the default detector's rule)
 	successRate    *config.SuccessRateOutlier
 	interval       time.Duration
 	base, maxTime  time.Duration
@@ -28,16 +33,17 @@ type outlier struct {
 
 	service   string
 	metrics   *Metrics              // nil without metrics
-	ejections [3]prometheus.Counter // by ejectReasons index; nil without metrics
+	ejections [4]prometheus.Counter // by ejectReasons index; nil without metrics
 }
 
 // ejectReasons indexes outlier.ejections.
-var ejectReasons = [3]string{EjectConsecutive5xx, EjectConsecutiveGatewayErrors, EjectSuccessRate}
+var ejectReasons = [4]string{EjectConsecutive5xx, EjectConsecutiveGatewayErrors, EjectSuccessRate, EjectConnectFailures}
 
 const (
 	reason5xx = iota
 	reasonGateway
 	reasonSuccessRate
+	reasonConnect
 )
 
 // hostStats is what the detector knows about one endpoint; it lives as long as the endpoint, so an
@@ -46,9 +52,10 @@ const (
 type hostStats struct {
 	consec5xx atomic.Int64
 	consecGW  atomic.Int64
+	consecCF  atomic.Int64 // connect failures in a row
 	total     atomic.Int64 // attempts this interval (counted only with the success-rate rule)
 	failed    atomic.Int64 // failed attempts this interval
-	_         [cacheLine - 32]byte
+	_         [cacheLine - 40]byte
 
 	multiplier  int       // the ejection multiplier, Envoy's "eject time backoff"
 	ejectedAt   time.Time // when the current ejection started
@@ -56,15 +63,18 @@ type hostStats struct {
 }
 
 // newOutlier returns the detector od (with its defaults applied) configures for the endpoints.
-func newOutlier(service string, od *config.OutlierDetection, eps []*Endpoint, m *Metrics) *outlier {
+// keepLast keeps the last usable endpoint from ejection.
+func newOutlier(service string, od *config.OutlierDetection, keepLast bool, eps []*Endpoint, m *Metrics) *outlier {
 	o := &outlier{
 		consecutive5xx: int64(*od.Consecutive5xx),
 		consecutiveGW:  int64(max(od.ConsecutiveGatewayErrors, 0)),
+		consecutiveCF:  int64(max(*od.ConsecutiveConnectFailures, 0)),
 		interval:       od.Interval,
 		base:           od.BaseEjectionTime,
 		maxTime:        od.MaxEjectionTime,
 		maxPercent:     od.MaxEjectionPercent,
 		successRate:    od.SuccessRate,
+		keepLast:       keepLast,
 		service:        service,
 		metrics:        m,
 	}
@@ -142,9 +152,38 @@ func (c *Cluster) Report(ep *Endpoint, status int, localFailure bool) {
 	} else if h.consecGW.Load() != 0 {
 		h.consecGW.Store(0)
 	}
-	if h.consec5xx.Add(1) == o.consecutive5xx {
+	if o.consecutive5xx > 0 && h.consec5xx.Add(1) == o.consecutive5xx {
 		h.consec5xx.Store(0)
 		c.eject(ep, reason5xx)
+	}
+}
+
+// ReportConnect records whether an attempt on ep, an endpoint of c, could connect to it: failed
+// is true when the connection was refused, unreachable or timed out before it was made, and false
+// when the attempt had a connection to the endpoint (whatever came of the exchange). It counts
+// towards ConsecutiveConnectFailures and may eject ep at once. Report the attempt's outcome with
+// Report as well. It does not allocate.
+func (c *Cluster) ReportConnect(ep *Endpoint, failed bool) {
+	o := c.outlier
+	if o == nil || ep == nil || o.consecutiveCF == 0 {
+		return
+	}
+	h := ep.stats
+	if h == nil {
+		return
+	}
+	if !failed {
+		if h.consecCF.Load() != 0 {
+			h.consecCF.Store(0)
+		}
+		return
+	}
+	if h.consecCF.Add(1) >= o.consecutiveCF {
+		// >= rather than ==: an endpoint that could not be ejected (too many are out already)
+		// is tried again at its next failure.
+		if c.eject(ep, reasonConnect) {
+			h.consecCF.Store(0)
+		}
 	}
 }
 
@@ -169,6 +208,11 @@ func (c *Cluster) eject(ep *Endpoint, reason int) bool {
 			"endpoint", ep.Address, "rule", ejectReasons[reason], "ejected", out, "max_ejection_percent", o.maxPercent)
 		return false
 	}
+	if o.keepLast && c.lastUsable(ep) {
+		c.buildMu.Unlock()
+		c.log.Debug("outlier not ejected: it is the last usable endpoint", "endpoint", ep.Address, "rule", ejectReasons[reason])
+		return false
+	}
 	h := ep.stats
 	if o.base*time.Duration(h.multiplier) < o.maxTime+o.base {
 		h.multiplier++
@@ -190,6 +234,17 @@ func (c *Cluster) eject(ep *Endpoint, reason int) bool {
 	return true
 }
 
+// lastUsable reports whether ep is the only usable endpoint (healthy and not ejected) of c. The
+// caller holds buildMu.
+func (c *Cluster) lastUsable(ep *Endpoint) bool {
+	for _, e := range c.endpoints {
+		if e != ep && e.Healthy() && !e.Ejected() {
+			return false
+		}
+	}
+	return true
+}
+
 // review returns the endpoints whose ejection time is up, decays the multipliers of the
 // endpoints back for a whole interval, and applies the success-rate rule to the counts of the
 // interval that ends. It runs every Interval.
@@ -206,6 +261,7 @@ func (c *Cluster) review(now time.Time) {
 				h.unejectedAt = now
 				h.consec5xx.Store(0)
 				h.consecGW.Store(0)
+				h.consecCF.Store(0)
 				if ep.ejectedSeen != nil {
 					ep.ejectedSeen.Set(0)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -202,10 +203,21 @@ func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (_ *clus
 	status, local := attemptOutcome(x, err)
 	localFail = local
 	s.cluster.Report(ep, status, local)
+	if status != 0 || local {
+		s.cluster.ReportConnect(ep, connectFailed(err))
+	}
 	if b != nil {
 		b.Done(ticket, status, local)
 	}
 	return ep, err
+}
+
+// connectFailed reports whether err says an attempt could not connect to its endpoint at all: the
+// dial was refused, found no route or timed out. A full connection pool is not a connect failure.
+func connectFailed(err error) bool {
+	var pe *proxy.Error
+	var oe *net.OpError
+	return errors.As(err, &pe) && pe.Reason == proxy.ReasonUpstreamUnavailable && errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // attemptOutcome tells what an attempt says about its endpoint: the status the upstream answered,
