@@ -485,7 +485,9 @@ func TestConcurrentPickDuringUpdates(t *testing.T) {
 				{"10.0.0.4:80", "10.0.0.1:80"},
 				{"10.0.0.1:80=2"},
 			}
-			od := &config.OutlierDetection{Consecutive5xx: intp(1000), PanicThreshold: intp(0),
+			// A threshold no run reaches: with round robin, one picker alternating 200 and 500
+			// can send every 500 to the same endpoint, which must not be ejected here.
+			od := &config.OutlierDetection{Consecutive5xx: intp(1 << 30), PanicThreshold: intp(0),
 				SuccessRate: &config.SuccessRateOutlier{MinimumHosts: 100, RequestVolume: 1}}
 			svc := weighted(policy, sets[0]...)
 			svc.OutlierDetection = od
