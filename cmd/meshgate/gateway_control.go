@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/meshgate/meshgate/internal/control/push"
 	"github.com/meshgate/meshgate/internal/gateway"
 	"github.com/meshgate/meshgate/internal/mesh/agent"
+	"github.com/meshgate/meshgate/internal/netaddr"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
 	"github.com/meshgate/meshgate/internal/proxy/policy/ratelimit"
 )
@@ -35,7 +35,7 @@ func runGatewayControl(ctx context.Context, f gatewayControlFlags, log *slog.Log
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if f.admin != "off" && !loopbackAddr(f.admin) {
+	if f.admin != "off" && !netaddr.IsLoopbackAddr(f.admin) {
 		return fmt.Errorf("--admin %s: a gateway on the control plane serves its admin API on loopback only", f.admin)
 	}
 	redis.SetLogger(ratelimit.RedisLog{Logger: log.With("component", "redis")})
@@ -107,13 +107,4 @@ func runGatewayControl(ctx context.Context, f gatewayControlFlags, log *slog.Log
 		return err
 	}
 	return nil
-}
-
-func loopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || ip != nil && ip.IsLoopback()
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
-	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
@@ -549,7 +548,7 @@ func (v *validator) adminSecurity(s scope) {
 	if err != nil {
 		return // checkListenAddress reports it
 	}
-	if isLoopbackHost(host) {
+	if netaddr.IsLoopbackHost(host) {
 		return
 	}
 	if a.TokenEnv == "" && (a.TLS == nil || a.TLS.ClientCA == "" || a.TLS.ClientAuth != ClientAuthRequire) {
@@ -588,15 +587,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// isLoopbackHost reports whether host (from a listen address) names only loopback addresses.
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
 }
 
 // acme checks an ACME block.

@@ -35,6 +35,7 @@ import (
 	"github.com/meshgate/meshgate/internal/control/token"
 	"github.com/meshgate/meshgate/internal/control/xds"
 	"github.com/meshgate/meshgate/internal/identity"
+	"github.com/meshgate/meshgate/internal/netaddr"
 )
 
 // Options configure a control plane. Zero values take the documented defaults.
@@ -213,7 +214,7 @@ func defaults(o *Options) error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.AdminAddress != "off" && o.AdminToken == "" && !isLoopback(o.AdminAddress) {
+	if o.AdminAddress != "off" && o.AdminToken == "" && !netaddr.IsLoopbackAddr(o.AdminAddress) {
 		return fmt.Errorf("control: admin address %s is not loopback: set an admin token", o.AdminAddress)
 	}
 	return os.MkdirAll(o.DataDir, 0o700)
@@ -372,16 +373,4 @@ func addrString(ln net.Listener) string {
 		return "off"
 	}
 	return ln.Addr().String()
-}
-
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
