@@ -19,6 +19,7 @@ import (
 	"github.com/meshgate/meshgate/internal/control/store"
 	"github.com/meshgate/meshgate/internal/control/token"
 	"github.com/meshgate/meshgate/internal/identity"
+	"github.com/meshgate/meshgate/internal/wait"
 )
 
 // caKey is where the CA's state lives in the store, shared by every replica.
@@ -224,7 +225,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 			if err != nil {
 				if ctx.Err() == nil {
 					s.log.Warn("control: leader election failed; retrying", "error", err)
-					sleep(ctx, 2*time.Second)
+					wait.Sleep(ctx, 2*time.Second)
 				}
 				continue
 			}
@@ -322,13 +323,4 @@ func (s *Server) authorizeNode(ctx context.Context, n *controlv1.Node) error {
 				c.id, c.service, c.namespace, n.GetService(), n.GetNamespace())})
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

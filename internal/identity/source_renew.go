@@ -4,6 +4,8 @@ import (
 	"context"
 	"math/rand/v2"
 	"time"
+
+	"github.com/meshgate/meshgate/internal/wait"
 )
 
 // Renewal retry bounds.
@@ -33,7 +35,7 @@ func (s *Source) renewLoop(ctx context.Context) {
 				return
 			}
 			s.log.Warn("identity: renewal failed; retrying", "error", err, "retry_in", backoff, "expires", s.Expiry())
-			if !sleepCtx(ctx, backoff) {
+			if !wait.Sleep(ctx, backoff) {
 				return
 			}
 		}
@@ -49,15 +51,4 @@ func (s *Source) untilRenewal() time.Duration {
 	half := leaf.NotAfter.Sub(obtained) / 2
 	jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(half))
 	return max(obtained.Add(half+jitter).Sub(s.opts.Now()), 0)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

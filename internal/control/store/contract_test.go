@@ -35,8 +35,8 @@ func runContract(t *testing.T, open replicas) {
 	}
 }
 
-// wait bounds every blocking step of the contract tests.
-const wait = 15 * time.Second
+// testWait bounds every blocking step of the contract tests.
+const testWait = 15 * time.Second
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -67,7 +67,7 @@ func recvRevision(t *testing.T, ch <-chan Revision) Revision {
 			t.Fatal("watch closed")
 		}
 		return rev
-	case <-time.After(wait):
+	case <-time.After(testWait):
 		t.Fatal("no revision within the wait")
 	}
 	return Revision{}
@@ -81,7 +81,7 @@ func recvSignal(t *testing.T, ch <-chan struct{}, what string) {
 		if !ok {
 			t.Fatalf("%s: watch closed", what)
 		}
-	case <-time.After(wait):
+	case <-time.After(testWait):
 		t.Fatalf("%s: no signal within the wait", what)
 	}
 }
@@ -110,10 +110,10 @@ func workload(id, health string) state.Workload {
 // eventually polls cond every 50ms until it holds or the wait ends.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(testWait)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, wait)
+			t.Fatalf("%s: not within %s", what, testWait)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -263,7 +263,7 @@ var contractCases = []contractCase{
 		for _, ch := range []<-chan Revision{w, empty} {
 			select {
 			case <-ch: // a value in flight, or the close
-			case <-time.After(wait):
+			case <-time.After(testWait):
 				t.Fatal("watch not closed after its context ended")
 			}
 			eventually(t, "watch closed", func() bool {
@@ -355,9 +355,9 @@ var contractCases = []contractCase{
 			}
 		}
 		recvSignal(t, sig, "put")
-		// Renew "kept" until "lapsed" is gone: expiry is asserted within a bounded wait, since a
+		// Renew "kept" until "lapsed" is gone: expiry is asserted within a bounded testWait, since a
 		// backend may round short TTLs up.
-		deadline := time.Now().Add(wait)
+		deadline := time.Now().Add(testWait)
 		for {
 			if _, err := rs[0].RenewWorkload(ctx, "kept", state.HealthHealthy, ttl); err != nil {
 				t.Fatalf("renewing a live workload: %v", err)
@@ -370,7 +370,7 @@ var contractCases = []contractCase{
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("lapsed workload still listed after %s: %+v", wait, ws)
+				t.Fatalf("lapsed workload still listed after %s: %+v", testWait, ws)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -463,7 +463,7 @@ var contractCases = []contractCase{
 		cancel()
 		select {
 		case <-lost:
-		case <-time.After(wait):
+		case <-time.After(testWait):
 			t.Fatal("leadership not given up after the context ended")
 		}
 		eventually(t, "no leader after resigning", func() bool {
@@ -493,7 +493,7 @@ var contractCases = []contractCase{
 				if !ok {
 					t.Fatal("watch sent a value after Close")
 				}
-			case <-time.After(wait):
+			case <-time.After(testWait):
 				t.Fatal("watch not closed by Close")
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/meshgate/meshgate/internal/wait"
 )
 
 // Current returns the newest config revision, or ErrNotFound when none was ever stored.
@@ -134,7 +136,7 @@ func (e *Etcd) watchConfig(ctx context.Context, out chan<- Revision) {
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleepCtx(ctx, retryDelay(attempt)) {
+		if attempt > 0 && !wait.Sleep(ctx, retryDelay(attempt)) {
 			return
 		}
 		rev, at, err := e.current(ctx)
@@ -199,16 +201,4 @@ func retryDelay(attempt int) time.Duration {
 		d *= 2
 	}
 	return min(d, 2*time.Second)
-}
-
-// sleepCtx waits d and reports true, or reports false when ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -102,13 +102,13 @@ func TestEtcdLeaderElection(t *testing.T) {
 	}
 	select {
 	case <-lostA:
-	case <-time.After(wait):
+	case <-time.After(testWait):
 		t.Fatal("a's leadership channel not closed by Close")
 	}
 	var r result
 	select {
 	case r = <-bLeads:
-	case <-time.After(2*time.Second + wait):
+	case <-time.After(2*time.Second + testWait):
 		t.Fatal("b did not take over")
 	}
 	if r.err != nil {
@@ -128,7 +128,7 @@ func TestEtcdLeaderElection(t *testing.T) {
 	}
 	select {
 	case <-r.lost:
-	case <-time.After(2*time.Second + wait):
+	case <-time.After(2*time.Second + testWait):
 		t.Fatal("b's leadership channel not closed after its lease was revoked")
 	}
 	if l, err := b.Leader(ctx); err != nil || l != "" {

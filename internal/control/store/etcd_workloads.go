@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/meshgate/meshgate/internal/control/state"
+	"github.com/meshgate/meshgate/internal/wait"
 )
 
 // leaseSeconds is the etcd lease TTL for a workload TTL: whole seconds, rounded up, at least 1.
@@ -180,7 +181,7 @@ func (e *Etcd) watchWorkloads(ctx context.Context, out chan struct{}) {
 	prefix := e.key(keyWorkloads)
 	broken := false
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleepCtx(ctx, retryDelay(attempt)) {
+		if attempt > 0 && !wait.Sleep(ctx, retryDelay(attempt)) {
 			return
 		}
 		rctx, rcancel := e.request(ctx)

@@ -29,6 +29,7 @@ import (
 	"github.com/meshgate/meshgate/internal/atomicfile"
 	"github.com/meshgate/meshgate/internal/control/push"
 	"github.com/meshgate/meshgate/internal/identity"
+	"github.com/meshgate/meshgate/internal/wait"
 )
 
 // Options configure an agent.
@@ -157,7 +158,7 @@ func (a *Agent) run(ctx context.Context) {
 			return
 		}
 		a.log.Warn("agent: no workload certificate yet; retrying", "error", err, "in", backoff)
-		if !sleep(ctx, backoff) {
+		if !wait.Sleep(ctx, backoff) {
 			return
 		}
 	}
@@ -356,15 +357,4 @@ func (a *Agent) setBundle(pemBytes []byte) error {
 		}
 	}
 	return atomicfile.Write(a.bundleFile(), pemBytes, 0o644)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

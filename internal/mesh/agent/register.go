@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	controlv1 "github.com/meshgate/meshgate/api/controlv1"
+	"github.com/meshgate/meshgate/internal/wait"
 )
 
 // heartbeat registers the workload and keeps it alive until ctx ends, registering again when
@@ -46,7 +47,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 				a.log.Warn("agent: registry call failed", "error", err)
 			}
 		}
-		if !sleep(ctx, interval) {
+		if !wait.Sleep(ctx, interval) {
 			break
 		}
 	}
