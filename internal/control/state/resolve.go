@@ -16,7 +16,15 @@ import (
 // workloads declare HTTP/2 or gRPC on the chosen port is called with that protocol.
 //
 // Resolve never fails: a workload whose port cannot be chosen is left out, and Problems says why.
+// It is computed once per State and shared by every caller (the push and the xDS server), who
+// must not change it.
 func (s *State) Resolve() (*config.Config, []Problem) {
+	s.resolveOnce.Do(func() { s.resolved, s.problems = s.resolve() })
+	return s.resolved, s.problems
+}
+
+// resolve does Resolve's work.
+func (s *State) resolve() (*config.Config, []Problem) {
 	c := copyConfig(s.Config)
 	byKey := make(map[string][]*Workload)
 	for i := range s.Workloads {

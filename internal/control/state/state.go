@@ -5,6 +5,7 @@
 package state
 
 import (
+	"sync"
 	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
@@ -77,4 +78,8 @@ type State struct {
 	TrustBundle []byte
 	// TrustDomain is the mesh's SPIFFE trust domain.
 	TrustDomain string
+
+	resolveOnce sync.Once
+	resolved    *config.Config
+	problems    []Problem
 }
