@@ -27,15 +27,14 @@ const (
 	bundleFile = "bundle.pem" // the trust bundle's roots
 )
 
-// renew generates a new key, has a CSR for it signed, checks the answer and installs it.
+// renew generates a new key, has a CSR for it signed, checks the answer and installs it. A
+// success is counted before the certificate is installed, so whoever Updated wakes sees it counted.
 func (s *Source) renew(ctx context.Context, renewal bool) error {
 	err := s.obtain(ctx, renewal)
 	if err != nil {
 		s.metrics.renewals.WithLabelValues("failure").Inc()
-		return err
 	}
-	s.metrics.renewals.WithLabelValues("success").Inc()
-	return nil
+	return err
 }
 
 func (s *Source) obtain(ctx context.Context, renewal bool) error {
@@ -78,6 +77,7 @@ func (s *Source) obtain(ctx context.Context, renewal bool) error {
 	if err := s.persist(svid, bundle); err != nil {
 		return err
 	}
+	s.metrics.renewals.WithLabelValues("success").Inc()
 	s.install(svid, bundle, now, renewal)
 	s.log.Info("identity: certificate obtained", "expires", svid.Certificates[0].NotAfter, "serial", svid.Certificates[0].SerialNumber.Text(16))
 	return nil
