@@ -573,6 +573,12 @@ type Service struct {
 	// service's sidecars on inbound calls. Its rules may match identities and namespaces as well
 	// as requests. Default: none (every authenticated mesh peer).
 	Authz *AuthzPolicy `yaml:"authz,omitempty" json:"authz,omitempty"`
+	// Mesh makes calls to the service mutual TLS with workload identities, to the sidecars in
+	// front of its workloads. The control plane sets it for services whose workloads run a
+	// sidecar. Default: none (plain connections to the endpoints).
+	Mesh *ServiceMesh `yaml:"mesh,omitempty" json:"mesh,omitempty"`
+	// Inbound configures how the service's sidecars accept calls. Default: mutual TLS only.
+	Inbound *ServiceInbound `yaml:"inbound,omitempty" json:"inbound,omitempty"`
 }
 
 // ServiceDiscovery names the registered mesh service a service's endpoints come from.

@@ -18,6 +18,38 @@ func meshDefaults(svc *Service) {
 	if svc.Authz != nil {
 		setDefault(&svc.Authz.Default, defaultAuthzDefaultAction)
 	}
+	if m := svc.Mesh; m != nil {
+		setDefault(&m.AppProtocol, UpstreamHTTP1)
+	}
+	if in := svc.Inbound; in != nil {
+		setDefault(&in.MTLS, MTLSStrict)
+	}
+}
+
+// meshBlocks checks a service's mesh and inbound blocks.
+func meshBlocks(s scope, svc *Service) {
+	if m := svc.Mesh; m != nil {
+		ms := s.key("mesh")
+		if id, err := spiffeid.FromString(m.Identity); err != nil {
+			ms.key("identity").errorf("%q is not a SPIFFE ID (%v)", m.Identity, err)
+		} else if id.Path() == "" {
+			ms.key("identity").errorf("%q names a trust domain, not a workload", m.Identity)
+		}
+		if m.Port != "" && !IsMeshName(m.Port) {
+			ms.key("port").errorf("%q is not a valid port name", m.Port)
+		}
+		checkOneOf(ms.key("appProtocol"), m.AppProtocol, UpstreamHTTP1, UpstreamHTTP2, UpstreamGRPC, AppTCP)
+		if svc.HealthCheck != nil {
+			s.key("healthCheck").errorf("a mesh service's endpoints are sidecars; their health comes from the registry and outlier detection, not probes")
+		}
+	}
+	if in := svc.Inbound; in != nil {
+		is := s.key("inbound")
+		checkOneOf(is.key("mtls"), in.MTLS, MTLSStrict, MTLSPermissive)
+		if svc.Discovery == nil {
+			is.errorf("only a mesh service (with discovery) has sidecars to configure")
+		}
+	}
 }
 
 // discovery checks a service's discovery block and records the mesh service it names.

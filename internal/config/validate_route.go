@@ -91,6 +91,10 @@ func (v *validator) route(s scope, r *Route) {
 			bs.key("service").errorf("required")
 		case !v.services[b.Service]:
 			bs.key("service").errorf("service %q is not defined", b.Service)
+		default:
+			if svc := v.serviceByName(b.Service); svc != nil && svc.Mesh != nil && svc.Mesh.AppProtocol == AppTCP {
+				bs.key("service").errorf("service %q is opaque TCP; an HTTP route cannot send to it", b.Service)
+			}
 		}
 		if b.Weight == nil {
 			bs.key("weight").errorf("required")

@@ -26,6 +26,7 @@ func (v *validator) service(s scope, svc *Service) {
 		s.key("endpoints").errorf("at least one endpoint is required (or discovery, to take them from the mesh registry)")
 	}
 	v.discovery(s, svc)
+	meshBlocks(s, svc)
 	if svc.Authz != nil {
 		v.authzPolicy(s.key("authz"), svc.Authz, true)
 	}

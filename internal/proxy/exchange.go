@@ -34,6 +34,9 @@ type Exchange struct {
 	// PeerCertificates is the certificate chain the client presented and the listener verified
 	// (leaf first), or nil.
 	PeerCertificates []*x509.Certificate
+	// PeerID is the workload identity (SPIFFE ID) of the mesh peer that sent the request, proved
+	// by mutual TLS on a sidecar's inbound connection; "" otherwise.
+	PeerID string
 	// ClientIP is the original client's address: Peer, or the address a trusted proxy reported.
 	ClientIP netip.Addr
 	// ID is the request id (X-Request-Id), kept from the client or generated.

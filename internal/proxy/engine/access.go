@@ -21,7 +21,7 @@ func authzMiddleware(route string, p *authz.Policy, decisions *prometheus.Counte
 	return func(next proxy.Handler) proxy.Handler {
 		return proxy.HandlerFunc(func(x *proxy.Exchange) error {
 			in := authz.Input{Method: x.Req.Method, Path: x.Req.Path, Host: x.Req.Host, Header: x.Req.Header,
-				SourceIP: x.ClientIP, Identity: x.Identity}
+				SourceIP: x.ClientIP, Identity: x.Identity, PeerID: x.PeerID}
 			d := p.Decide(&in)
 			x.Decision = d.Rule
 			if !d.Allow {

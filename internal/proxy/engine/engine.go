@@ -44,6 +44,8 @@ type Engine struct {
 	// authenticator is unchanged.
 	verifiers map[verifierKey]*jwtauth.Verifier
 	extAuthz  []*auth.ExtAuthz
+	// mesh dials mesh peers with the proxy's workload identity; nil for a gateway from a file.
+	mesh MeshDialer
 	ctx       context.Context
 	cancel    context.CancelFunc
 }

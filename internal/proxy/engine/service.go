@@ -26,6 +26,7 @@ type service struct {
 	settings    string // cluster.SettingsFingerprint of the config
 	cluster     *cluster.Cluster
 	transport   upstream.Transport
+	dial        upstream.DialFunc // mutual TLS to mesh peers; nil for plain TCP
 	hashOn      *config.HashOn
 	// adaptive limits the requests in flight by observed latency; nil when not configured.
 	adaptive *adaptive.Limiter
@@ -37,8 +38,12 @@ type service struct {
 // The HTTP/1 transport's pools enforce a circuit breaker's connection thresholds.
 var _ upstream.ConnLimiter = (*cluster.Breaker)(nil)
 
-func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*service, error) {
+func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry, md MeshDialer) (*service, error) {
 	name := svc.Name
+	dial, err := meshDial(svc, md)
+	if err != nil {
+		return nil, err
+	}
 	cm, err := cluster.NewMetrics(m.Prom)
 	if err != nil {
 		return nil, err
@@ -85,7 +90,7 @@ func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*se
 	switch svc.Protocol {
 	case config.UpstreamHTTP2, config.UpstreamGRPC:
 		opts := upstream.HTTP2Options{
-			ConnectTimeout: svc.Pool.ConnectTimeout, IdleTimeout: svc.Pool.IdleTimeout, Hooks: hooks,
+			ConnectTimeout: svc.Pool.ConnectTimeout, IdleTimeout: svc.Pool.IdleTimeout, Hooks: hooks, Dial: dial,
 		}
 		if b := cl.Breaker(); b != nil {
 			opts.Limiter = b
@@ -94,7 +99,7 @@ func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*se
 	default:
 		opts := upstream.HTTP1Options{
 			MaxIdlePerEndpoint: svc.Pool.MaxIdlePerEndpoint, MaxConnsPerEndpoint: svc.Pool.MaxConnsPerEndpoint,
-			IdleTimeout: svc.Pool.IdleTimeout, ConnectTimeout: svc.Pool.ConnectTimeout, Hooks: hooks,
+			IdleTimeout: svc.Pool.IdleTimeout, ConnectTimeout: svc.Pool.ConnectTimeout, Hooks: hooks, Dial: dial,
 		}
 		if b := cl.Breaker(); b != nil {
 			opts.Limiter = b // the service's connection and pending-request thresholds
@@ -102,7 +107,7 @@ func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry) (*se
 		tr = upstream.NewHTTP1(opts)
 	}
 	s := &service{name: name, fingerprint: cluster.Fingerprint(svc), settings: cluster.SettingsFingerprint(svc),
-		cluster: cl, transport: tr, hashOn: svc.LoadBalancer.Hash, metrics: m}
+		cluster: cl, transport: tr, dial: dial, hashOn: svc.LoadBalancer.Hash, metrics: m}
 	if a := svc.AdaptiveConcurrency; a != nil {
 		s.adaptive = adaptive.New(adaptive.Options{InitialLimit: a.InitialLimit, MinLimit: a.MinLimit, MaxLimit: a.MaxLimit,
 			SampleWindow: a.SampleWindow, Tolerance: a.Tolerance})

@@ -31,6 +31,8 @@ type h1Conn struct {
 	scheme   string
 	// peerCerts is the client's verified certificate chain on a TLS connection, or nil.
 	peerCerts []*x509.Certificate
+	// peerID is the verified mesh identity of the peer on a sidecar's inbound connection, or "".
+	peerID string
 	x         proxy.Exchange
 	w         h1Writer
 	body      h1Body
@@ -42,6 +44,10 @@ func (l *Listener) serveH1(c net.Conn, br *bufio.Reader, peer netip.AddrPort, sc
 		if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 {
 			hc.peerCerts = st.PeerCertificates
 		}
+	}
+	if mc, ok := c.(*MeshConn); ok {
+		hc.peerID = mc.PeerID
+		hc.peerCerts = mc.ConnectionState().PeerCertificates
 	}
 	hc.serve()
 }
@@ -97,6 +103,7 @@ func (hc *h1Conn) serveOne(s *Settings) bool {
 	x.Peer = hc.peer
 	x.PeerText = hc.peerText
 	x.PeerCertificates = hc.peerCerts
+	x.PeerID = hc.peerID
 	if s.RequestTimeout > 0 {
 		x.Deadline = now.Add(s.RequestTimeout)
 	}

@@ -46,6 +46,10 @@ func (a *h2Adapter) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if len(r.TLS.VerifiedChains) > 0 {
 			x.PeerCertificates = r.TLS.PeerCertificates
 		}
+		if id := peerIDFrom(r.Context()); id != "" {
+			x.PeerID = id
+			x.PeerCertificates = r.TLS.PeerCertificates
+		}
 	}
 	x.Peer = addrPort(stringAddr(r.RemoteAddr))
 	x.PeerText = hostOf(r.RemoteAddr)

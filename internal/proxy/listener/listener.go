@@ -189,6 +189,15 @@ func (l *Listener) serveConn(c net.Conn) {
 	case ProtoH2C:
 		l.serveH2(c)
 	default:
+		if mc, ok := c.(*MeshConn); ok {
+			// Handed over after the mesh handshake: ALPN chose the protocol.
+			if mc.ConnectionState().NegotiatedProtocol == "h2" {
+				l.serveH2(mc)
+				return
+			}
+			l.serveH1(mc, bufio.NewReaderSize(mc, 4<<10), peer, "https")
+			return
+		}
 		br := bufio.NewReaderSize(c, 4<<10)
 		_ = c.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
 		if isH2Preface(br) {
@@ -201,7 +210,11 @@ func (l *Listener) serveConn(c net.Conn) {
 }
 
 func (l *Listener) serveH2(c net.Conn) {
-	l.h2.ServeConn(c, &http2.ServeConnOpts{BaseConfig: l.h2base, Handler: l.h2h})
+	opts := &http2.ServeConnOpts{BaseConfig: l.h2base, Handler: l.h2h}
+	if id := meshPeer(c); id != "" {
+		opts.Context = context.WithValue(context.Background(), peerIDKey{}, id)
+	}
+	l.h2.ServeConn(c, opts)
 }
 
 // CloseSocket stops accepting and closes the bound socket; open connections carry on.

@@ -3,6 +3,7 @@ package upstream
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -32,7 +33,13 @@ type HTTP1Options struct {
 	// Limiter, when set, bounds the connections open across every endpoint of the transport and
 	// the requests waiting for one: a service's circuit breaker. Optional.
 	Limiter ConnLimiter
+	// Dial, when set, opens connections instead of a plain TCP dial (mutual TLS to mesh peers).
+	Dial DialFunc
 }
+
+// DialFunc opens a connection to an endpoint address; the context carries the connect deadline.
+// The connection it returns must be ready for the protocol (a TLS handshake, if any, done).
+type DialFunc func(ctx context.Context, addr string) (net.Conn, error)
 
 // ConnLimiter bounds the connections of a whole service and the requests waiting for one, the way
 // a circuit breaker's connection thresholds do. Its methods are called concurrently and must not
@@ -437,11 +444,7 @@ func (t *HTTP1) closeOneIdle(except *connPool) {
 
 // connect dials a connection whose place acquire has reserved.
 func (p *connPool) connect(deadline time.Time) (*upConn, error) {
-	d := p.t.dialer
-	if !deadline.IsZero() {
-		d.Deadline = deadline
-	}
-	c, err := d.Dial("tcp", p.addr)
+	c, err := p.t.dial(deadline, p.addr)
 	if err != nil {
 		p.release()
 		p.t.opts.Hooks.connectFailed()
@@ -449,6 +452,30 @@ func (p *connPool) connect(deadline time.Time) (*upConn, error) {
 	}
 	p.t.opts.Hooks.opened()
 	return &upConn{pool: p, c: c, br: bufio.NewReaderSize(c, readBufferSize), bw: bufio.NewWriterSize(c, 8<<10)}, nil
+}
+
+// dial opens a connection to addr with the transport's Dial, or plain TCP, within deadline and
+// the connect timeout.
+func (t *HTTP1) dial(deadline time.Time, addr string) (net.Conn, error) {
+	if t.opts.Dial == nil {
+		d := t.dialer
+		if !deadline.IsZero() {
+			d.Deadline = deadline
+		}
+		return d.Dial("tcp", addr)
+	}
+	ctx := context.Background()
+	if t.opts.ConnectTimeout > 0 {
+		if d := time.Now().Add(t.opts.ConnectTimeout); deadline.IsZero() || d.Before(deadline) {
+			deadline = d
+		}
+	}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	return t.opts.Dial(ctx, addr)
 }
 
 // release gives back the place of a connection that closed or could not be dialled, and wakes a

@@ -31,6 +31,9 @@ type HTTP2Options struct {
 	// Limiter, when set, bounds the connections of the whole service and the requests waiting
 	// for one (a circuit breaker's thresholds).
 	Limiter ConnLimiter
+	// Dial, when set, opens connections instead of a plain TCP dial (mutual TLS to mesh peers,
+	// which must have negotiated HTTP/2).
+	Dial DialFunc
 }
 
 // HTTP2 forwards over cleartext HTTP/2 with prior knowledge (h2c): plain HTTP/2 services and gRPC.
@@ -53,7 +56,18 @@ func NewHTTP2(opts HTTP2Options) *HTTP2 {
 			if lim != nil && !lim.AcquireConn() {
 				return nil, lim.ConnOverflow()
 			}
-			c, err := d.DialContext(ctx, network, addr)
+			var c net.Conn
+			var err error
+			if opts.Dial != nil {
+				if opts.ConnectTimeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, opts.ConnectTimeout)
+					defer cancel()
+				}
+				c, err = opts.Dial(ctx, addr)
+			} else {
+				c, err = d.DialContext(ctx, network, addr)
+			}
 			if err != nil {
 				if lim != nil {
 					lim.ReleaseConn()

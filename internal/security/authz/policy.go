@@ -29,6 +29,8 @@ type Input struct {
 	SourceIP netip.Addr
 	// Identity is who authentication found the caller to be; nil for anonymous requests.
 	Identity *proxy.Identity
+	// PeerID is the mesh peer's workload identity (a SPIFFE ID) proved by mutual TLS, or "".
+	PeerID string
 }
 
 // Decision is the outcome of a policy for one request.

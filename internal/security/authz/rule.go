@@ -24,6 +24,7 @@ type rule struct {
 	cidrs       []netip.Prefix
 	headers     []headerCond
 	claims      []claimCond
+	peer        peerCond    // mesh identities and namespaces
 	program     cel.Program // nil without a CEL expression
 }
 
@@ -41,7 +42,8 @@ func compileRule(cr *config.AuthzRule) (rule, error) {
 		return r, fmt.Errorf("action %q: want %q or %q", cr.Action, config.AuthzAllow, config.AuthzDeny)
 	}
 	if len(cr.Consumers) == 0 && len(cr.Groups) == 0 && len(cr.Claims) == 0 && len(cr.Methods) == 0 &&
-		len(cr.Paths) == 0 && len(cr.Headers) == 0 && len(cr.SourceCIDRs) == 0 && cr.CEL == "" {
+		len(cr.Paths) == 0 && len(cr.Headers) == 0 && len(cr.SourceCIDRs) == 0 && cr.CEL == "" &&
+		len(cr.Identities) == 0 && len(cr.Namespaces) == 0 {
 		return r, errors.New("no conditions: a rule must set at least one")
 	}
 	for _, m := range cr.Methods {
@@ -94,6 +96,11 @@ func compileRule(cr *config.AuthzRule) (rule, error) {
 		}
 		r.claims = append(r.claims, cc)
 	}
+	peer, err := compilePeer(cr.Identities, cr.Namespaces)
+	if err != nil {
+		return r, err
+	}
+	r.peer = peer
 	if cr.CEL != "" {
 		prg, err := compileCEL(cr.CEL)
 		if err != nil {
@@ -121,6 +128,9 @@ func (r *rule) matches(in *Input, bare string, vars **celVars) bool {
 		return false
 	}
 	if len(r.cidrs) > 0 && !sourceHolds(r.cidrs, in.SourceIP) {
+		return false
+	}
+	if r.peer.set() && !r.peer.holds(in.PeerID) {
 		return false
 	}
 	for i := range r.headers {
