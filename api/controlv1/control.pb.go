@@ -217,7 +217,11 @@ type Workload struct {
 	// ports are the ports the instance serves.
 	Ports []*Port `protobuf:"bytes,7,rep,name=ports,proto3" json:"ports,omitempty"`
 	// health is "healthy" (default), "unhealthy" or "draining".
-	Health        string `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
+	Health string `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
+	// sidecar_port is the port of the workload's meshgate sidecar inbound listener (mutual TLS)
+	// on each address; callers reach the workload's ports through it. 0: no sidecar, callers
+	// connect to the ports directly.
+	SidecarPort   uint32 `protobuf:"varint,9,opt,name=sidecar_port,json=sidecarPort,proto3" json:"sidecar_port,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -306,6 +310,13 @@ func (x *Workload) GetHealth() string {
 		return x.Health
 	}
 	return ""
+}
+
+func (x *Workload) GetSidecarPort() uint32 {
+	if x != nil {
+		return x.SidecarPort
+	}
+	return 0
 }
 
 // RegisterRequest registers one workload.
@@ -938,7 +949,7 @@ const file_control_proto_rawDesc = "" +
 	"\x04Port\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1a\n" +
-	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\xd1\x02\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\xf4\x02\n" +
 	"\bWorkload\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1c\n" +
@@ -947,7 +958,8 @@ const file_control_proto_rawDesc = "" +
 	"\x06labels\x18\x05 \x03(\v2).meshgate.control.v1.Workload.LabelsEntryR\x06labels\x12\x1c\n" +
 	"\taddresses\x18\x06 \x03(\tR\taddresses\x12/\n" +
 	"\x05ports\x18\a \x03(\v2\x19.meshgate.control.v1.PortR\x05ports\x12\x16\n" +
-	"\x06health\x18\b \x01(\tR\x06health\x1a9\n" +
+	"\x06health\x18\b \x01(\tR\x06health\x12!\n" +
+	"\fsidecar_port\x18\t \x01(\rR\vsidecarPort\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +

@@ -137,6 +137,7 @@ func workloadFrom(pw *controlv1.Workload, c caller) (state.Workload, error) {
 	w := state.Workload{
 		ID: pw.GetId(), Service: pw.GetService(), Namespace: pw.GetNamespace(), Version: pw.GetVersion(),
 		Labels: pw.GetLabels(), Addresses: pw.GetAddresses(), Health: pw.GetHealth(), Identity: c.id.String(),
+		SidecarPort: int(pw.GetSidecarPort()),
 	}
 	if w.Namespace == "" {
 		w.Namespace = config.DefaultNamespace
@@ -157,6 +158,8 @@ func workloadFrom(pw *controlv1.Workload, c caller) (state.Workload, error) {
 		return w, fmt.Errorf("at most %d addresses", maxAddresses)
 	case len(pw.GetPorts()) == 0 || len(pw.GetPorts()) > maxPorts:
 		return w, fmt.Errorf("1 to %d ports are required", maxPorts)
+	case w.SidecarPort > 65535:
+		return w, fmt.Errorf("sidecar port %d is not in 1..65535", w.SidecarPort)
 	case len(w.Labels) > maxLabels:
 		return w, fmt.Errorf("at most %d labels", maxLabels)
 	}

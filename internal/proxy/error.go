@@ -41,6 +41,10 @@ const (
 	ReasonQuotaExceeded       = "quota_exceeded"         // the consumer used up its quota for the period.
 	ReasonQuotaDown           = "quota_unavailable"      // a fail-closed quota could not reach its store.
 	ReasonCORSRejected        = "cors_rejected"          // a CORS preflight asked for what the policy does not allow.
+	ReasonMeshTLS             = "mesh_tls_failed"        // the mutual TLS handshake with a mesh peer failed (untrusted, expired or wrong identity).
+	ReasonMTLSRequired        = "mtls_required"          // a plaintext connection reached a mesh service that accepts only mutual TLS.
+	ReasonUnknownDestination  = "unknown_destination"    // an intercepted connection's destination is no known mesh service.
+	ReasonProtocolMismatch    = "protocol_mismatch"      // the connection's protocol is not the one declared for the port.
 )
 
 // A request the HTTP/1 codec refuses carries the codec's own, more specific reason code (see package

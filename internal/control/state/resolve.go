@@ -82,24 +82,41 @@ func (p Problem) String() string {
 }
 
 // fill appends the healthy workloads' endpoints to svc, on the port named port (or each
-// workload's only port).
+// workload's only port). When the workloads run sidecars, svc is called through them over mutual
+// TLS: the endpoints are the sidecars' inbound ports and svc.Mesh names the identity they must
+// present; a workload without a sidecar is then left out, so no call to the service is ever
+// plaintext.
 func fill(svc *config.Service, port string, ws []*Workload) []Problem {
 	var problems []Problem
-	proto := ""
+	var meshID string
+	for _, w := range ws {
+		if w.Health == HealthHealthy && w.SidecarPort > 0 {
+			meshID = w.Identity
+			break
+		}
+	}
+	proto, portName := "", ""
 	for _, w := range ws {
 		if w.Health != HealthHealthy {
 			continue
 		}
 		p, why := choosePort(w, port)
+		if why == "" && meshID != "" && w.SidecarPort == 0 {
+			why = "it has no sidecar, and the service's other workloads are called through theirs (mutual TLS)"
+		}
 		if why != "" {
 			problems = append(problems, Problem{Workload: w.ID, Service: svc.Name, Reason: why})
 			continue
 		}
 		if proto == "" {
-			proto = p.Protocol
+			proto, portName = p.Protocol, p.Name
+		}
+		target := p.Port
+		if meshID != "" {
+			target = w.SidecarPort
 		}
 		for _, a := range w.Addresses {
-			svc.Endpoints = append(svc.Endpoints, config.Endpoint{Address: net.JoinHostPort(a, strconv.Itoa(p.Port)), Weight: 1})
+			svc.Endpoints = append(svc.Endpoints, config.Endpoint{Address: net.JoinHostPort(a, strconv.Itoa(target)), Weight: 1})
 		}
 	}
 	switch proto {
@@ -107,6 +124,20 @@ func fill(svc *config.Service, port string, ws []*Workload) []Problem {
 		svc.Protocol = config.UpstreamHTTP2
 	case PortGRPC:
 		svc.Protocol = config.UpstreamGRPC
+	}
+	if meshID != "" {
+		app := proto
+		if app == "" {
+			app = PortHTTP1
+		}
+		if port != "" {
+			portName = port
+		}
+		svc.Mesh = &config.ServiceMesh{Identity: meshID, Port: portName, AppProtocol: app}
+		if svc.Protocol != config.UpstreamGRPC {
+			svc.Protocol = config.UpstreamHTTP2 // HTTP/1.1 calls travel as HTTP/2 between sidecars
+		}
+		svc.HealthCheck = nil // the sidecars' health comes from the registry and outlier detection
 	}
 	return problems
 }

@@ -94,3 +94,45 @@ services:
 		t.Errorf("Resolve changed the stored config: %+v", cfg.Services)
 	}
 }
+
+func TestResolveSidecars(t *testing.T) {
+	cfg := mustConfig(t, `
+version: 1
+services:
+  - name: orders
+    discovery: {service: orders, namespace: shop}
+`)
+	const id = "spiffe://mesh.local/ns/shop/sa/orders"
+	web := []Port{{Name: "web", Port: 8080, Protocol: PortHTTP1}}
+	s := &State{Config: cfg, TrustDomain: "mesh.local", Workloads: []Workload{
+		{ID: "o1", Service: "orders", Namespace: "shop", Addresses: []string{"10.1.0.1"}, Ports: web, Health: HealthHealthy, Identity: id, SidecarPort: 15006},
+		{ID: "o2", Service: "orders", Namespace: "shop", Addresses: []string{"10.1.0.2"}, Ports: web, Health: HealthHealthy, Identity: id},
+		{ID: "t1", Service: "ledger", Namespace: "shop", Addresses: []string{"10.1.0.3"}, Ports: []Port{{Name: "pg", Port: 5432, Protocol: PortTCP}},
+			Health: HealthHealthy, Identity: "spiffe://mesh.local/ns/shop/sa/ledger", SidecarPort: 15006},
+	}}
+	c, problems := s.Resolve()
+	byName := map[string]config.Service{}
+	for _, svc := range c.Services {
+		byName[svc.Name] = svc
+	}
+	orders := byName["orders"]
+	if want := []config.Endpoint{{Address: "10.1.0.1:15006", Weight: 1}}; !reflect.DeepEqual(orders.Endpoints, want) {
+		t.Errorf("orders endpoints %+v, want %+v (the sidecar's inbound port only)", orders.Endpoints, want)
+	}
+	if want := (&config.ServiceMesh{Identity: id, Port: "web", AppProtocol: PortHTTP1}); !reflect.DeepEqual(orders.Mesh, want) {
+		t.Errorf("orders mesh %+v, want %+v", orders.Mesh, want)
+	}
+	if orders.Protocol != config.UpstreamHTTP2 {
+		t.Errorf("orders protocol %q: HTTP/1.1 between sidecars should travel as HTTP/2", orders.Protocol)
+	}
+	if len(problems) != 1 || problems[0].Workload != "o2" {
+		t.Errorf("problems %v: want the workload without a sidecar left out", problems)
+	}
+	ledger := byName["ledger.shop"]
+	if ledger.Mesh == nil || ledger.Mesh.AppProtocol != config.AppTCP {
+		t.Errorf("ledger mesh %+v, want opaque tcp", ledger.Mesh)
+	}
+	if err := config.Validate(c); err != nil {
+		t.Errorf("the resolved config is invalid: %v", err)
+	}
+}

@@ -53,6 +53,9 @@ type Workload struct {
 	Ports []Port `json:"ports"`
 	// Health is HealthHealthy, HealthUnhealthy or HealthDraining.
 	Health string `json:"health"`
+	// SidecarPort is the port of the workload's sidecar inbound listener (mutual TLS); 0 when
+	// the workload has no sidecar.
+	SidecarPort int `json:"sidecarPort,omitempty"`
 	// Identity is the SPIFFE ID of the client certificate the instance registered with.
 	Identity string `json:"identity"`
 	// Registered is when the instance first registered; Expires is when its registration lapses
