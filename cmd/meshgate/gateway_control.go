@@ -17,7 +17,9 @@ import (
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/control/push"
 	"github.com/meshgate/meshgate/internal/gateway"
+	"github.com/meshgate/meshgate/internal/identity"
 	"github.com/meshgate/meshgate/internal/mesh/agent"
+	"github.com/meshgate/meshgate/internal/mesh/mtls"
 	"github.com/meshgate/meshgate/internal/netaddr"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
 	"github.com/meshgate/meshgate/internal/proxy/policy/ratelimit"
@@ -47,7 +49,12 @@ func runGatewayControl(ctx context.Context, f gatewayControlFlags, log *slog.Log
 		}
 		tok = strings.TrimSpace(string(b))
 	}
-	gw := gateway.New(log, metrics.New())
+	reg := metrics.New()
+	gw := gateway.New(log, reg)
+	meshMetrics, err := mtls.NewMetrics(reg.Prom)
+	if err != nil {
+		return err
+	}
 	local := config.Config{Version: 1, Admin: config.Admin{Address: f.admin}, AccessLog: config.AccessLog{Path: f.accessLog}}
 	apply := func(s *push.Snapshot) error {
 		cfg, err := s.Config()
@@ -69,6 +76,9 @@ func runGatewayControl(ctx context.Context, f gatewayControlFlags, log *slog.Log
 	ag, err := agent.New(agent.Options{
 		ControlAddress: f.control, ControlCA: f.controlCA, JoinToken: tok, DataDir: f.dataDir,
 		TrustDomain: f.trustDomain, Apply: apply, Log: log.With("component", "agent"),
+		OnIdentity: func(src *identity.Source) {
+			gw.Engine().SetMeshDialer(mtls.NewDialer(src, nil, meshMetrics))
+		},
 		Node: &controlv1.Node{
 			Id: fmt.Sprintf("%s-%s-%d", f.name, host, os.Getpid()), Role: "gateway",
 			Service: f.name, Namespace: f.namespace, BuildVersion: version,
@@ -81,7 +91,7 @@ func runGatewayControl(ctx context.Context, f gatewayControlFlags, log *slog.Log
 		return err
 	}
 	if f.admin != "off" {
-		adm := admin.New(gw, admin.Options{Address: f.admin}, log.With("component", "admin"))
+		adm := admin.New(gw, admin.Options{Address: f.admin, ConfigFromControl: true}, log.With("component", "admin"))
 		if err := adm.Start(); err != nil {
 			cancel()
 			ag.Wait()

@@ -39,6 +39,13 @@ type Options struct {
 	// TLS, when set, serves HTTPS; with ClientAuth set to require a verified certificate, only
 	// clients with a certificate from its client CAs are served (mTLS).
 	TLS *tls.Config
+	// Ready, when set, is asked by /ready besides the loaded config: a non-nil error makes the
+	// proxy not ready and is the answer's body (a sidecar without certificates, or draining).
+	Ready func() error
+	// ConfigFromControl refuses PUT /config: the proxy's config comes from the control plane.
+	ConfigFromControl bool
+	// Handlers are role-specific endpoints added to the admin API, by ServeMux pattern.
+	Handlers map[string]http.Handler
 }
 
 // Server is the admin HTTP server of one gateway.
@@ -49,11 +56,12 @@ type Server struct {
 	ln    net.Listener
 	token []byte
 	tls   *tls.Config
+	extra func() error
 }
 
 // New returns an admin server for gw; Start binds it.
 func New(gw *gateway.Gateway, opts Options, log *slog.Logger) *Server {
-	s := &Server{gw: gw, log: log, tls: opts.TLS}
+	s := &Server{gw: gw, log: log, tls: opts.TLS, extra: opts.Ready}
 	if opts.Token != "" {
 		s.token = []byte(opts.Token)
 	}
@@ -62,7 +70,16 @@ func New(gw *gateway.Gateway, opts Options, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /ready", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gw.Metrics().Prom, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /config", s.getConfig)
-	mux.HandleFunc("PUT /config", s.putConfig)
+	if opts.ConfigFromControl {
+		mux.HandleFunc("PUT /config", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "this proxy takes its config from the control plane: change it there (meshgate apply)", http.StatusConflict)
+		})
+	} else {
+		mux.HandleFunc("PUT /config", s.putConfig)
+	}
+	for pattern, h := range opts.Handlers {
+		mux.Handle(pattern, h)
+	}
 	mux.HandleFunc("GET /status", s.status)
 	if opts.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -123,6 +140,13 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "no config loaded\n")
 		return
+	}
+	if s.extra != nil {
+		if err := s.extra(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, err.Error()+"\n")
+			return
+		}
 	}
 	_, _ = io.WriteString(w, "ready\n")
 }

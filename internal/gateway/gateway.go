@@ -35,6 +35,8 @@ type Gateway struct {
 	acme    *acmeSet // the listeners' automatic certificates
 
 	audit atomic.Pointer[audit.Log] // where config changes are recorded; nil: nowhere
+	// listen opens a listener's socket; listenTCP unless SetListen replaced it.
+	listen func(l *config.Listener) (net.Listener, error)
 
 	mu        sync.Mutex // serialises Apply
 	listeners map[string]*running
@@ -63,7 +65,15 @@ type ReloadError struct {
 // New returns a gateway with nothing bound.
 func New(log *slog.Logger, m *metrics.Registry) *Gateway {
 	return &Gateway{log: log, metrics: m, engine: engine.New(log, m), acme: newACMESet(log),
-		listeners: map[string]*running{}}
+		listeners: map[string]*running{}, listen: func(l *config.Listener) (net.Listener, error) { return listenTCP(l.Address) }}
+}
+
+// SetListen replaces how listener sockets are opened: a sidecar serves its listeners from
+// connections it accepted and identified itself. Call it before the first Apply.
+func (g *Gateway) SetListen(f func(l *config.Listener) (net.Listener, error)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.listen = f
 }
 
 // Engine returns the data-plane engine.
@@ -272,7 +282,7 @@ func (g *Gateway) apply(cfg *config.Config) (*engine.Table, error) {
 		if keep[l.Name] != nil || holds(needFree, l.Address) {
 			continue
 		}
-		ln, err := listenTCP(l.Address)
+		ln, err := g.listen(l)
 		if err != nil {
 			return fail(fmt.Errorf("listener %q: %w", l.Name, err))
 		}
@@ -291,7 +301,7 @@ func (g *Gateway) apply(cfg *config.Config) (*engine.Table, error) {
 		if keep[l.Name] != nil || bound[l.Name] != nil {
 			continue
 		}
-		ln, err := listenTCP(l.Address)
+		ln, err := g.listen(l)
 		if err != nil {
 			// The address was just freed by this process; failing here means another process took it.
 			g.log.Error("listener could not be re-bound", "listener", l.Name, "address", l.Address, "error", err)

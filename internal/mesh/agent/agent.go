@@ -49,8 +49,12 @@ type Options struct {
 	TrustDomain string
 	// Node describes the proxy (role, service, namespace, id).
 	Node *controlv1.Node
-	// Workload, when set, is registered and heartbeated (sidecars register their workload).
+	// Workload, when set, is registered and heartbeated from the start. A sidecar registers its
+	// workload later instead, with Register, once it is ready for traffic.
 	Workload *controlv1.Workload
+	// OnIdentity, when set, is called with the proxy's certificate source before any config is
+	// applied (the engine dials mesh peers with it).
+	OnIdentity func(*identity.Source)
 	// CertTTL is the certificate lifetime asked for; zero takes the control plane's default.
 	CertTTL time.Duration
 	// Apply runs a new config; an error refuses it (NACK) and the previous one keeps running.
@@ -74,6 +78,12 @@ type Agent struct {
 	wg     sync.WaitGroup
 	ready  chan struct{}
 	once   sync.Once
+
+	// The registered workload: set once by Register; health changes poke the heartbeat.
+	workload  atomic.Pointer[controlv1.Workload]
+	health    atomic.Value // string
+	registers chan struct{}
+	poke      chan struct{}
 }
 
 // New checks opts. Start connects.
@@ -98,7 +108,12 @@ func New(opts Options) (*Agent, error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	return &Agent{opts: opts, log: opts.Log, id: id, ready: make(chan struct{})}, nil
+	a := &Agent{opts: opts, log: opts.Log, id: id, ready: make(chan struct{}),
+		registers: make(chan struct{}), poke: make(chan struct{}, 1)}
+	if opts.Workload != nil {
+		a.Register(opts.Workload)
+	}
+	return a, nil
 }
 
 // ID is the proxy's workload identity.
@@ -120,6 +135,17 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := a.loadBundle(); err != nil {
 		return err
 	}
+	src, err := identity.NewSource(identity.SourceOptions{
+		ID: a.id, Dir: filepath.Join(a.opts.DataDir, "identity"), Sign: a.sign, TTL: a.opts.CertTTL,
+		Log: a.log.With("component", "identity"),
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.source = src
+	if a.opts.OnIdentity != nil {
+		a.opts.OnIdentity(src)
+	}
 	cached := push.NewClient(push.ClientOptions{Node: a.opts.Node, CacheFile: a.cacheFile(), Log: a.log})
 	if snap, err := cached.LoadCache(); err == nil && snap != nil {
 		if err := a.apply(snap); err != nil {
@@ -130,14 +156,6 @@ func (a *Agent) Start(ctx context.Context) error {
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		a.log.Warn("agent: cached config unusable; waiting for the control plane", "error", err)
 	}
-	src, err := identity.NewSource(identity.SourceOptions{
-		ID: a.id, Dir: filepath.Join(a.opts.DataDir, "identity"), Sign: a.sign, TTL: a.opts.CertTTL,
-		Log: a.log.With("component", "identity"),
-	})
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	a.source = src
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -163,13 +181,11 @@ func (a *Agent) run(ctx context.Context) {
 		}
 	}
 	defer a.source.Close()
-	if a.opts.Workload != nil {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			a.heartbeat(ctx)
-		}()
-	}
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		a.heartbeat(ctx)
+	}()
 	renewed := a.source.Updated()
 	for {
 		if err := a.connect(ctx); err != nil {
@@ -177,6 +193,7 @@ func (a *Agent) run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			<-hbDone // deregistered while the connection is still up
 			a.disconnect()
 			return
 		case <-renewed:
