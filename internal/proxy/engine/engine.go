@@ -45,9 +45,9 @@ type Engine struct {
 	verifiers map[verifierKey]*jwtauth.Verifier
 	extAuthz  []*auth.ExtAuthz
 	// mesh dials mesh peers with the proxy's workload identity; nil for a gateway from a file.
-	mesh MeshDialer
-	ctx       context.Context
-	cancel    context.CancelFunc
+	mesh   MeshDialer
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // New returns an engine with no table; every request gets 404 no_route until Apply.

@@ -33,9 +33,9 @@ type h1Conn struct {
 	peerCerts []*x509.Certificate
 	// peerID is the verified mesh identity of the peer on a sidecar's inbound connection, or "".
 	peerID string
-	x         proxy.Exchange
-	w         h1Writer
-	body      h1Body
+	x      proxy.Exchange
+	w      h1Writer
+	body   h1Body
 }
 
 func (l *Listener) serveH1(c net.Conn, br *bufio.Reader, peer netip.AddrPort, scheme string) {
