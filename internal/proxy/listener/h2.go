@@ -46,10 +46,12 @@ func (a *h2Adapter) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if len(r.TLS.VerifiedChains) > 0 {
 			x.PeerCertificates = r.TLS.PeerCertificates
 		}
-		if id := peerIDFrom(r.Context()); id != "" {
-			x.PeerID = id
-			x.PeerCertificates = r.TLS.PeerCertificates
-		}
+	}
+	if id := peerIDFrom(r.Context()); id != "" {
+		// A mesh peer's connection (the stream's :scheme is "http" between sidecars, so r.TLS
+		// is not set even though the connection is mutual TLS).
+		x.PeerID = id
+		x.Scheme = "https"
 	}
 	x.Peer = addrPort(stringAddr(r.RemoteAddr))
 	x.PeerText = hostOf(r.RemoteAddr)
