@@ -29,7 +29,7 @@ func Classify(err error) string {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, errForeignDomain), strings.Contains(msg, "no X.509 bundle found"),
-		strings.Contains(msg, "unexpected trust domain"):
+		strings.Contains(msg, "unexpected trust domain"), strings.Contains(msg, "no trust bundle for trust domain"):
 		return FailureForeignDomain
 	case errors.Is(err, errProtocol), strings.Contains(msg, "no application protocol"),
 		strings.Contains(msg, "first record does not look like a TLS handshake"):
@@ -41,7 +41,7 @@ func Classify(err error) string {
 	case strings.Contains(msg, "unexpected ID"):
 		return FailureWrongIdentity
 	case strings.Contains(msg, "no certificate"), strings.Contains(msg, "certificate required"),
-		strings.Contains(msg, "no peer certificates"):
+		strings.Contains(msg, "no peer certificates"), strings.Contains(msg, "didn't provide a certificate"):
 		return FailureNoCertificate
 	case errors.As(err, &ne) && ne.Timeout(), strings.Contains(msg, "deadline exceeded"):
 		return FailureTimeout
