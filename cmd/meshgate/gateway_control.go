@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,16 +11,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	controlv1 "github.com/meshgate/meshgate/api/controlv1"
 	"github.com/meshgate/meshgate/internal/admin"
 	"github.com/meshgate/meshgate/internal/config"
-	"github.com/meshgate/meshgate/internal/control/push"
 	"github.com/meshgate/meshgate/internal/gateway"
-	"github.com/meshgate/meshgate/internal/identity"
-	"github.com/meshgate/meshgate/internal/mesh/agent"
-	"github.com/meshgate/meshgate/internal/mesh/mtls"
 	"github.com/meshgate/meshgate/internal/netaddr"
-	"github.com/meshgate/meshgate/internal/observe/metrics"
 	"github.com/meshgate/meshgate/internal/proxy/policy/ratelimit"
 )
 
@@ -30,9 +23,8 @@ type gatewayControlFlags struct {
 	control, controlCA, tokenFile, dataDir, name, namespace, trustDomain, admin, accessLog string
 }
 
-// runGatewayControl runs a gateway whose listeners, routes, services (with their registered
-// endpoints) and policies come from the control plane. It starts from the last config it
-// applied, kept in the data directory, when the control plane cannot be reached.
+// runGatewayControl runs a gateway on the control plane's config until ctx ends or a signal
+// arrives.
 func runGatewayControl(ctx context.Context, f gatewayControlFlags, log *slog.Logger) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -49,53 +41,18 @@ func runGatewayControl(ctx context.Context, f gatewayControlFlags, log *slog.Log
 		}
 		tok = strings.TrimSpace(string(b))
 	}
-	reg := metrics.New()
-	gw := gateway.New(log, reg)
-	meshMetrics, err := mtls.NewMetrics(reg.Prom)
-	if err != nil {
-		return err
-	}
-	local := config.Config{Version: 1, Admin: config.Admin{Address: f.admin}, AccessLog: config.AccessLog{Path: f.accessLog}}
-	apply := func(s *push.Snapshot) error {
-		cfg, err := s.Config()
-		if err != nil {
-			return err
-		}
-		cfg.Admin, cfg.AccessLog = local.Admin, local.AccessLog
-		cfg.Source.File = "<control version " + s.Version + ">"
-		config.ApplyDefaults(cfg)
-		if err := config.Validate(cfg); err != nil {
-			return err
-		}
-		_, err = gw.Apply(cfg)
-		return err
-	}
-	actx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	host, _ := os.Hostname()
-	ag, err := agent.New(agent.Options{
-		ControlAddress: f.control, ControlCA: f.controlCA, JoinToken: tok, DataDir: f.dataDir,
-		TrustDomain: f.trustDomain, Apply: apply, Log: log.With("component", "agent"),
-		OnIdentity: func(src *identity.Source) {
-			gw.Engine().SetMeshDialer(mtls.NewDialer(src, nil, meshMetrics))
-		},
-		Node: &controlv1.Node{
-			Id: fmt.Sprintf("%s-%s-%d", f.name, host, os.Getpid()), Role: "gateway",
-			Service: f.name, Namespace: f.namespace, BuildVersion: version,
-		},
+	gw, err := gateway.StartControlled(gateway.ControlledOptions{
+		Control: f.control, ControlCA: f.controlCA, JoinToken: tok, DataDir: f.dataDir, TrustDomain: f.trustDomain,
+		Name: f.name, Namespace: f.namespace, Version: version,
+		Admin: config.Admin{Address: f.admin}, AccessLog: config.AccessLog{Path: f.accessLog}, Log: log,
 	})
 	if err != nil {
 		return err
 	}
-	if err := ag.Start(actx); err != nil {
-		return err
-	}
 	if f.admin != "off" {
-		adm := admin.New(gw, admin.Options{Address: f.admin, ConfigFromControl: true}, log.With("component", "admin"))
+		adm := admin.New(gw.Gateway, admin.Options{Address: f.admin, ConfigFromControl: true}, log.With("component", "admin"))
 		if err := adm.Start(); err != nil {
-			cancel()
-			ag.Wait()
-			_ = gw.Shutdown(context.Background())
+			_ = gw.Close(context.Background())
 			return fmt.Errorf("admin listener: %w", err)
 		}
 		log.Info("admin API listening", "address", adm.Addr().String())
@@ -109,12 +66,7 @@ func runGatewayControl(ctx context.Context, f gatewayControlFlags, log *slog.Log
 	case sig := <-sigs:
 		log.Info("shutting down", "signal", sig.String())
 	}
-	cancel()
-	ag.Wait()
 	sctx, scancel := context.WithTimeout(context.Background(), gateway.ShutdownTimeout)
 	defer scancel()
-	if err := gw.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	return gw.Close(sctx)
 }

@@ -1,25 +1,17 @@
-// Package demo holds what `meshgate up` runs: two small built-in services on loopback and an
-// embedded config that puts the gateway in front of them.
+// Package demo holds what `meshgate up` runs: the local mesh (a control plane, the gateway on it,
+// and the demo services web, orders and payments with sidecars), its embedded config, and two
+// small static services on loopback behind the gateway's edge routes.
 package demo
 
 import (
-	"bytes"
 	"context"
-	_ "embed"
 	"encoding/json"
 
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
-	"text/template"
 	"time"
 )
-
-//go:embed demo.yaml
-var configTemplate string
 
 // Addresses are where the demo's parts listen.
 type Addresses struct {
@@ -76,36 +68,6 @@ func (s *Services) Close() {
 	for _, srv := range s.servers {
 		_ = srv.Shutdown(ctx)
 	}
-}
-
-// WriteConfig renders the embedded config for these addresses into dir and returns its path.
-func (s *Services) WriteConfig(dir string) (string, error) {
-	var buf bytes.Buffer
-	if err := template.Must(template.New("demo").Parse(configTemplate)).Execute(&buf, s.Addrs); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "meshgate-demo.yaml")
-	return path, os.WriteFile(path, buf.Bytes(), 0o644)
-}
-
-// Instructions tells a user what to try.
-func (s *Services) Instructions(configPath string) string {
-	g, a := "http://"+s.Addrs.Gateway, "http://"+s.Addrs.Admin
-	return strings.Join([]string{
-		"meshgate is up.",
-		"",
-		"Try:",
-		"  curl " + g + "/",
-		"  curl -i " + g + "/users          # round robin across two instances (see x-served-by)",
-		"  curl " + g + "/users/2",
-		"  curl " + g + "/echo/hello        # the request as the upstream saw it: forwarding headers, request id",
-		"  curl -i " + g + "/people         # a redirect",
-		"  curl -i " + g + "/nope           # no route: 404 with x-meshgate-reason: no_route",
-		"",
-		"Admin: " + a + "/metrics   " + a + "/config   " + a + "/status",
-		"Config: " + configPath + " (edit it: meshgate reloads on save)",
-		"Press Ctrl-C to stop.",
-	}, "\n")
 }
 
 type user struct {

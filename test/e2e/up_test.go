@@ -5,17 +5,74 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/mesh/netns"
 )
 
-// TestUp runs `meshgate up` and tries what it tells a new user to try.
+// TestUp runs `meshgate up` (the whole local mesh) and tries what it tells a new user to try,
+// with network namespaces (as root) and on loopback (the fallback without them).
 func TestUp(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "curl")
-	listen, admin := freeAddr(t), freeAddr(t)
-	p := startProcess(t, "meshgate up", meshgateBin, "up", "--listen", listen, "--admin", admin)
+	for _, mode := range []string{"netns", "loopback"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			if mode == "netns" {
+				if err := netns.Available(); err != nil {
+					t.Skipf("network namespaces are not available here: %v", err)
+				}
+			}
+			testUp(t, mode)
+		})
+	}
+}
+
+func testUp(t *testing.T, mode string) {
+	listen, admin, controlAdmin := freeAddr(t), freeAddr(t), freeAddr(t)
+	p := startProcess(t, "meshgate up", meshgateBin, "up", "--mode", mode, "--listen", listen, "--admin", admin,
+		"--control", "127.0.0.1:0", "--control-admin", controlAdmin)
 	m := &Meshgate{Process: p, Admin: admin}
 	m.waitReady()
 	base := "http://" + listen
+	waitServes(t, 60*time.Second, base+"/shop/order", `"service": "payments"`)
+
+	t.Run("two sidecar hops", func(t *testing.T) {
+		r := runCurl(t, base+"/shop/order")
+		var chain struct {
+			Service string `json:"service"`
+			Next    struct {
+				Service string `json:"service"`
+				Next    struct {
+					Service string `json:"service"`
+				} `json:"next"`
+			} `json:"next"`
+		}
+		if err := json.Unmarshal([]byte(r.Body), &chain); err != nil || r.Status != 200 {
+			t.Fatalf("%d %v: %s", r.Status, err, r.Body)
+		}
+		if chain.Service != "web" || chain.Next.Service != "orders" || chain.Next.Next.Service != "payments" {
+			t.Fatalf("chain %+v, want web → orders → payments", chain)
+		}
+	})
+
+	t.Run("refused by identity", func(t *testing.T) {
+		r := runCurl(t, base+"/payments")
+		if r.Status != 403 || r.Header.Get("X-Meshgate-Reason") != "authz_denied" {
+			t.Fatalf("got %d %q, want 403 authz_denied", r.Status, r.Header.Get("X-Meshgate-Reason"))
+		}
+	})
+
+	t.Run("failover", func(t *testing.T) {
+		if r := runCurl(t, base+"/orders/crash", "-X", "POST"); r.Status != 200 {
+			t.Fatalf("crash: %d %s", r.Status, r.Body)
+		}
+		for i := range 20 {
+			if r := runCurl(t, base+"/shop/order"); r.Status != 200 {
+				t.Fatalf("call %d after one orders replica stopped: %d %s", i, r.Status, r.Body)
+			}
+		}
+	})
 
 	t.Run("root", func(t *testing.T) {
 		r := runCurl(t, base+"/")

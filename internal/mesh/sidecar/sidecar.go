@@ -306,10 +306,12 @@ func (s *Sidecar) virtual(name string) *connListener {
 	return s.virtuals[name]
 }
 
-// workloadID is the workload's registration ID: stable for one host and address.
+// workloadID is the workload's registration ID: stable for one host, address and inbound port
+// (so a restarted sidecar replaces its own registration).
 func (s *Sidecar) workloadID() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s-%s-%s", s.opts.Service, host, s.opts.Addresses[0])
+	_, port, _ := net.SplitHostPort(s.inbound.Addr().String())
+	return fmt.Sprintf("%s-%s-%s-%s", s.opts.Service, host, s.opts.Addresses[0], port)
 }
 
 // workload is the registration of the workload behind this sidecar.
