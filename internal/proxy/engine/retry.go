@@ -167,16 +167,26 @@ func (p *retryPolicy) backoff(n int, asked time.Duration) time.Duration {
 // serveRetrying sends x to s, and again after a retriable failure, as the policy allows.
 func (s *service) serveRetrying(x *proxy.Exchange, p *retryPolicy) error {
 	p.budget.request()
-	replay, ok, err := bufferBody(x, p.bufferBytes)
-	if err != nil {
-		return err
-	}
-	if replay != nil {
-		defer replayBufs.put(replay)
+	var replay *[]byte
+	var rec *recordedBody
+	ok := true
+	if x.Body != nil && x.Req.ContentLength < 0 {
+		// A body of unknown length streams to the first attempt while it is recorded.
+		rec = newRecordedBody(x.Body, p.bufferBytes)
+		defer rec.release()
+	} else {
+		var err error
+		if replay, ok, err = bufferBody(x, p.bufferBytes); err != nil {
+			return err
+		}
+		if replay != nil {
+			defer replayBufs.put(replay)
+		}
 	}
 	retryable := ok && x.Req.Upgrade == ""
 	routeDeadline := x.Deadline
 	var last *cluster.Endpoint
+	var lastErr error
 	for attempt := 1; ; attempt++ {
 		x.Attempts = attempt
 		x.Deadline = routeDeadline
@@ -189,15 +199,25 @@ func (s *service) serveRetrying(x *proxy.Exchange, p *retryPolicy) error {
 			x.Body = bytes.NewReader(*replay)
 			x.BytesIn = 0
 		}
+		if rec != nil {
+			body, ok := rec.next()
+			if !ok {
+				return lastErr // the body outgrew the limit while the last attempt ended
+			}
+			x.Body = body
+			x.BytesIn = 0
+		}
 		x.Hold = nil
 		if retryable && attempt < p.attempts {
 			x.Hold = p
 		}
 		ep, err := s.serveOnce(x, last)
+		lastErr = err
 		x.Hold = nil
 		x.Deadline = routeDeadline
 		last = ep
-		if err == nil || !retryable || attempt >= p.attempts || x.W.HeadWritten() || !p.retryOnError(x, err) {
+		if err == nil || !retryable || attempt >= p.attempts || x.W.HeadWritten() || !p.retryOnError(x, err) ||
+			rec != nil && !rec.replayable() {
 			return err
 		}
 		var held *proxy.HeldResponse

@@ -190,8 +190,13 @@ func (t *HTTP2) forward(ctx context.Context, x *proxy.Exchange, addr string, idl
 	if err := x.W.WriteHead(&resp); err != nil {
 		return proxy.Fail(499, proxy.ReasonDownstreamReset, err)
 	}
-	if err := x.W.Flush(); err != nil {
-		return proxy.Fail(499, proxy.ReasonDownstreamReset, err)
+	// Send the head at once (streams start before their first message), except a gRPC
+	// trailers-only answer (grpc-status in the head): flushed, its head would travel without
+	// END_STREAM and the client would see a stream that ends without trailers.
+	if _, trailersOnly := resp.Header.Get("Grpc-Status"); !trailersOnly {
+		if err := x.W.Flush(); err != nil {
+			return proxy.Fail(499, proxy.ReasonDownstreamReset, err)
+		}
 	}
 	var body io.Reader = res.Body
 	if progress != nil {
