@@ -13,8 +13,8 @@ type ServiceMesh struct {
 	// the TLS server name. Default: the workload's only port.
 	Port string `yaml:"port,omitempty" json:"port,omitempty"`
 	// AppProtocol is the protocol the workload speaks on that port: "http1", "http2", "grpc" or
-	// "tcp". Calls between sidecars for HTTP/1.1 workloads travel as HTTP/2 over the mutual TLS
-	// connection, and the receiving sidecar speaks HTTP/1.1 to its workload. Default "http1".
+	// "tcp". Calls between sidecars keep it over the mutual TLS connection (negotiated by ALPN).
+	// Default "http1".
 	AppProtocol string `yaml:"appProtocol,omitempty" json:"appProtocol,omitempty"`
 }
 

@@ -134,9 +134,6 @@ func fill(svc *config.Service, port string, ws []*Workload) []Problem {
 			portName = port
 		}
 		svc.Mesh = &config.ServiceMesh{Identity: meshID, Port: portName, AppProtocol: app}
-		if svc.Protocol != config.UpstreamGRPC {
-			svc.Protocol = config.UpstreamHTTP2 // HTTP/1.1 calls travel as HTTP/2 between sidecars
-		}
 		svc.HealthCheck = nil // the sidecars' health comes from the registry and outlier detection
 	}
 	return problems

@@ -122,8 +122,8 @@ services:
 	if want := (&config.ServiceMesh{Identity: id, Port: "web", AppProtocol: PortHTTP1}); !reflect.DeepEqual(orders.Mesh, want) {
 		t.Errorf("orders mesh %+v, want %+v", orders.Mesh, want)
 	}
-	if orders.Protocol != config.UpstreamHTTP2 {
-		t.Errorf("orders protocol %q: HTTP/1.1 between sidecars should travel as HTTP/2", orders.Protocol)
+	if orders.Protocol != config.UpstreamHTTP1 {
+		t.Errorf("orders protocol %q: calls between sidecars keep the workload's protocol", orders.Protocol)
 	}
 	if len(problems) != 1 || problems[0].Workload != "o2" {
 		t.Errorf("problems %v: want the workload without a sidecar left out", problems)

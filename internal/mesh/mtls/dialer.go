@@ -42,13 +42,18 @@ func NewDialer(src *identity.Source, nd *net.Dialer, m *Metrics) *Dialer {
 }
 
 // DialMesh connects to the peer sidecar at addr, checks that it presents m.Identity and asks
-// for m.Port; HTTP calls negotiate HTTP/2, opaque TCP calls ALPNTCP. A failed handshake is a
-// *proxy.Error with reason mesh_tls_failed, so the engine answers 503 and counts a connect
-// failure against the endpoint.
+// for m.Port; calls keep the workload's protocol (HTTP/1.1 on pooled keep-alive connections,
+// HTTP/2 and gRPC multiplexed), opaque TCP negotiates ALPNTCP. A failed TCP connect is a
+// *proxy.Error with reason upstream_unavailable (a connect failure: retried on another
+// endpoint and counted by outlier detection); a failed handshake one with reason
+// mesh_tls_failed (503).
 func (d *Dialer) DialMesh(ctx context.Context, addr string, m *config.ServiceMesh) (net.Conn, error) {
 	alpn := ALPNHTTP2
-	if m.AppProtocol == config.AppTCP {
+	switch m.AppProtocol {
+	case config.AppTCP:
 		alpn = ALPNTCP
+	case config.UpstreamHTTP1:
+		alpn = ALPNHTTP1
 	}
 	cfg, err := d.config(m.Identity, m.Port, alpn)
 	if err != nil {
@@ -56,7 +61,10 @@ func (d *Dialer) DialMesh(ctx context.Context, addr string, m *config.ServiceMes
 	}
 	c, err := d.net.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, err
+		// Typed here because the HTTP/2 transport reports a bare dial error as a reset (502
+		// upstream_reset): as upstream_unavailable it is a connect failure, retried on another
+		// endpoint and counted by outlier detection.
+		return nil, proxy.Fail(503, proxy.ReasonUpstreamUnavailable, fmt.Errorf("mtls: %s: %w", addr, err))
 	}
 	tc := tls.Client(c, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {

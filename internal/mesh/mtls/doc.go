@@ -4,8 +4,10 @@
 // certificates and rotated roots take effect on the next handshake.
 //
 // On the wire a call is TLS 1.3 to the peer sidecar's inbound port. The server name (SNI) names
-// the workload port the call is for, and ALPN says what follows the handshake: "h2" (HTTP/1.1,
-// HTTP/2 and gRPC calls alike) or "meshgate-tcp/1" (opaque TCP, relayed as it is).
+// the workload port the call is for, and ALPN says what follows the handshake: "http/1.1" or
+// "h2" (the workload's own HTTP protocol, so a keep-alive HTTP/1.1 call costs what it costs at
+// the edge, and upgrades such as WebSocket cross the mesh), or "meshgate-tcp/1" (opaque TCP,
+// relayed as it is).
 package mtls
 
 // ALPN protocols of a mesh connection.
