@@ -369,3 +369,22 @@ func (h *meshHost) waitCurl(want int, args ...string) curlResult {
 	}
 	return r
 }
+
+// metricLines returns the lines of the sidecar's metrics exposition whose series start with
+// one of prefixes, for logs.
+func (s *meshSidecar) metricLines(prefixes ...string) string {
+	_, body, err := s.h.get(s.adminURL("/metrics"))
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, line := range strings.Split(body, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(line, p) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}

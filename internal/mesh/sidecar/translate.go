@@ -149,12 +149,15 @@ func ownService(in *config.Config, o *Options) *config.Service {
 	return nil
 }
 
-// defaultRoute sends every call to service name, retrying what never reached it.
+// defaultRoute sends every call to service name, retrying what never reached it and, for
+// idempotent requests, a connection the endpoint closed or reset before answering (a peer
+// sidecar that died with calls on its pooled HTTP/2 connection).
 func defaultRoute(name string) *config.Route {
 	return &config.Route{
 		Name:     "default",
 		Backends: []config.Backend{{Service: name}},
-		Retry:    &config.RetryPolicy{Attempts: 3, On: []string{config.RetryOnConnectFailure, config.RetryOnRefusedStream}},
+		Retry: &config.RetryPolicy{Attempts: 3,
+			On: []string{config.RetryOnConnectFailure, config.RetryOnRefusedStream, config.RetryOnReset}},
 	}
 }
 
