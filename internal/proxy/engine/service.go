@@ -200,8 +200,17 @@ func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (_ *clus
 	x.Endpoint = ep.Address
 	ep.Begin()
 	reached = true
+	var ph *peerHold
+	if s.dial != nil {
+		// A mesh peer may answer that its workload is unreachable: see peerHold.
+		ph = &peerHold{inner: x.Hold}
+		x.Hold = ph
+	}
 	err = s.transport.Forward(x, ep.Address)
 	ep.End()
+	if ph != nil {
+		x.Hold = ph.inner
+	}
 	if ep.Removed() {
 		s.retired(ep)
 	}
@@ -209,7 +218,7 @@ func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (_ *clus
 	localFail = local
 	s.cluster.Report(ep, status, local)
 	if status != 0 || local {
-		s.cluster.ReportConnect(ep, connectFailed(err))
+		s.cluster.ReportConnect(ep, connectFailed(err) || ph != nil && ph.unavailable)
 	}
 	if b != nil {
 		b.Done(ticket, status, local)
