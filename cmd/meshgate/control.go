@@ -61,7 +61,7 @@ from to DIR/bundle.pem and a join token granting every identity to DIR/join-toke
 	fl.StringSliceVar(&f.servingNames, "serving-name", nil, "extra DNS names or IPs for the control plane's certificate")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's /debug/pprof handlers on the admin API")
-	cmd.AddCommand(newControlStatusCommand(), newControlTokenCommand(), newControlRotateCommand())
+	cmd.AddCommand(newControlStatusCommand(), newControlTokenCommand(), newControlRotateCommand(), newControlRevokeCommand())
 	return cmd
 }
 
@@ -184,6 +184,30 @@ func newControlTokenCommand() *cobra.Command {
 	_ = create.MarkFlagRequired("service")
 	c.flags(create)
 	cmd.AddCommand(create)
+	return cmd
+}
+
+func newControlRevokeCommand() *cobra.Command {
+	var c adminClient
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "revoke SPIFFE-ID",
+		Short: "Revoke a workload identity: every certificate issued for it until now is refused by the control plane and by every proxy",
+		Long: `Revokes a workload identity (for a leaked key): its certificates issued until now are refused by
+the control plane and, once pushed, by every proxy. Its proxies obtain new certificates with their
+join token; revoke the token too (a new one with "meshgate control token create") if it leaked.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out map[string]any
+			if err := c.postJSON(cmd.Context(), "/v1/revocations", map[string]string{"identity": args[0], "reason": reason}, &out); err != nil {
+				return err
+			}
+			fmt.Printf("revoked %v: certificates issued before %v are refused\n", out["identity"], out["before"])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (kept with the revocation)")
+	c.flags(cmd)
 	return cmd
 }
 

@@ -69,6 +69,8 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/config/{kind}/{name}", s.getConfig)
 	mux.HandleFunc("PUT /v1/config", s.putConfig)
 	mux.HandleFunc("DELETE /v1/config/{kind}/{name}", s.deleteObject)
+	mux.HandleFunc("GET /v1/revocations", s.listRevocations)
+	mux.HandleFunc("POST /v1/revocations", s.postRevocation)
 	mux.HandleFunc("GET /v1/history", s.history)
 	mux.HandleFunc("POST /v1/rollback/{version}", s.rollback)
 	mux.HandleFunc("GET /v1/status", s.status)

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/meshgate/meshgate/internal/control/state"
 	"github.com/meshgate/meshgate/internal/identity"
 )
 
@@ -24,6 +25,7 @@ import (
 const (
 	authNoCertificate    = "no_certificate"
 	authExpired          = "certificate_expired"
+	authRevoked          = "certificate_revoked"
 	authUntrusted        = "certificate_untrusted"
 	authTrustDomain      = "wrong_trust_domain"
 	authTokenInvalid     = "token_invalid"
@@ -112,6 +114,13 @@ func (s *Server) peerCaller(ctx context.Context) (caller, error) {
 	ns, svc, err := identity.ParseWorkloadID(id)
 	if err != nil {
 		return caller{}, &authError{authUntrusted, codes.PermissionDenied, err.Error()}
+	}
+	if rs := s.revocations.Load(); rs != nil {
+		if r, ok := state.Revoked(*rs, id.String(), leaf.NotBefore); ok {
+			return caller{}, &authError{authRevoked, codes.PermissionDenied,
+				fmt.Sprintf("%s was revoked at %s (%s): obtain a new certificate with a join token", name,
+					r.Before.Format(time.RFC3339), r.Reason)}
+		}
 	}
 	return caller{id: id, namespace: ns, service: svc}, nil
 }

@@ -31,6 +31,7 @@ import (
 
 	controlv1 "github.com/meshgate/meshgate/api/controlv1"
 	"github.com/meshgate/meshgate/internal/control/push"
+	"github.com/meshgate/meshgate/internal/control/state"
 	"github.com/meshgate/meshgate/internal/control/store"
 	"github.com/meshgate/meshgate/internal/control/token"
 	"github.com/meshgate/meshgate/internal/control/xds"
@@ -116,16 +117,18 @@ type Server struct {
 	push *push.Server
 	xds  *xds.Server
 
-	grpc     *grpc.Server
-	xdsGRPC  *grpc.Server
-	admin    *http.Server
-	grpcLn   net.Listener
-	xdsLn    net.Listener
-	adminLn  net.Listener
-	changed  chan struct{} // CA or bundle changed: rebuild the state
-	state    stateHolder
-	isLeader atomic.Bool
-	ready    atomic.Bool
+	grpc    *grpc.Server
+	xdsGRPC *grpc.Server
+	admin   *http.Server
+	grpcLn  net.Listener
+	xdsLn   net.Listener
+	adminLn net.Listener
+	changed chan struct{} // CA, bundle or revocations changed: rebuild the state
+	// revocations are the revoked identities as of the last state built.
+	revocations atomic.Pointer[[]state.Revocation]
+	state       stateHolder
+	isLeader    atomic.Bool
+	ready       atomic.Bool
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup

@@ -87,20 +87,27 @@ func (s *Server) stateLoop(ctx context.Context) {
 func (s *Server) publish(ctx context.Context, cfg *config.Config, cfgVersion uint64) error {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	ws, err := s.store.Workloads(rctx)
+	if err != nil {
+		cancel()
+		return err
+	}
+	revs, err := s.storedRevocations(rctx)
 	cancel()
 	if err != nil {
 		return err
 	}
+	s.revocations.Store(&revs)
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
 	if cur := s.state.cur; cur != nil && cur.ConfigVersion == cfgVersion && cur.Config == cfg &&
-		sameWorkloads(cur.Workloads, ws) && string(cur.TrustBundle) == string(s.ca().BundlePEM()) {
+		sameWorkloads(cur.Workloads, ws) && string(cur.TrustBundle) == string(s.ca().BundlePEM()) &&
+		slices.Equal(cur.Revocations, revs) {
 		return nil
 	}
 	s.state.version++
 	st := &state.State{
 		Version: s.state.version, ConfigVersion: cfgVersion, Config: cfg, Workloads: ws,
-		TrustBundle: s.ca().BundlePEM(), TrustDomain: s.trustDomain.String(),
+		TrustBundle: s.ca().BundlePEM(), TrustDomain: s.trustDomain.String(), Revocations: revs,
 	}
 	resolved, problems := st.Resolve()
 	s.state.cur, s.state.problems = st, problems

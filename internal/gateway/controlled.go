@@ -56,11 +56,17 @@ func StartControlled(o ControlledOptions) (*Controlled, error) {
 	if err != nil {
 		return nil, err
 	}
+	revoked := &mtls.Revocations{}
 	apply := func(s *push.Snapshot) error {
 		cfg, err := s.Config()
 		if err != nil {
 			return err
 		}
+		revs, err := s.Revocations()
+		if err != nil {
+			return err
+		}
+		revoked.Set(revs)
 		cfg.Admin, cfg.AccessLog = o.Admin, o.AccessLog
 		cfg.Source.File = "<control version " + s.Version + ">"
 		config.ApplyDefaults(cfg)
@@ -76,7 +82,7 @@ func StartControlled(o ControlledOptions) (*Controlled, error) {
 		TrustDomain: o.TrustDomain, Apply: apply, Log: o.Log.With("component", "agent"),
 		Node: &controlv1.Node{Id: o.ID, Role: push.RoleGateway, Service: o.Name, Namespace: o.Namespace, BuildVersion: o.Version},
 		OnIdentity: func(src *identity.Source) {
-			gw.Engine().SetMeshDialer(mtls.NewDialer(src, nil, mm))
+			gw.Engine().SetMeshDialer(mtls.NewDialer(src, nil, mm, revoked))
 		},
 	})
 	if err != nil {

@@ -46,8 +46,8 @@ const (
 // rootLifetime is the validity of a generated root.
 const rootLifetime = 10 * 365 * 24 * time.Hour
 
-// backdate is how far before "now" leaves start to be valid, for peers whose clocks lag.
-const backdate = 30 * time.Second
+// Backdate is how far before their issue leaves start to be valid, for peers whose clocks lag.
+const Backdate = 30 * time.Second
 
 func (o CAOptions) withDefaults() (CAOptions, spiffeid.TrustDomain, error) {
 	td, err := spiffeid.TrustDomainFromString(o.TrustDomain)

@@ -119,7 +119,7 @@ func signLeaf(a *authority, bundle []*x509.Certificate, id spiffeid.ID, pub cryp
 	if notAfter.After(end) {
 		notAfter = end
 	}
-	notBefore := now.Add(-backdate)
+	notBefore := now.Add(-Backdate)
 	if nb := a.notBefore(); notBefore.Before(nb) {
 		notBefore = nb
 	}

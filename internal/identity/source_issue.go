@@ -187,7 +187,7 @@ func (s *Source) loadFromDisk() bool {
 		if err != nil {
 			return err
 		}
-		obtained := certs[0].NotBefore.Add(backdate)
+		obtained := certs[0].NotBefore.Add(Backdate)
 		if obtained.After(now) {
 			obtained = now
 		}

@@ -52,3 +52,21 @@ func (s *Source) untilRenewal() time.Duration {
 	jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(half))
 	return max(obtained.Add(half+jitter).Sub(s.opts.Now()), 0)
 }
+
+// RenewNow asks for a new certificate at once (the current one was revoked).
+func (s *Source) RenewNow() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// NotBefore is when the current certificate's validity starts; zero before the first one.
+func (s *Source) NotBefore() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.svid == nil || len(s.svid.Certificates) == 0 {
+		return time.Time{}
+	}
+	return s.svid.Certificates[0].NotBefore
+}

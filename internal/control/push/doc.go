@@ -25,7 +25,12 @@ const (
 	TypeConsumer      = "consumer"
 	TypePlan          = "plan"
 	TypeBundle        = "bundle"
+	TypeRevocations   = "revocations"
 )
+
+// RevocationsName is the name of the one revocations resource ("revocations/mesh"): a JSON
+// list of state.Revocation, sent to every proxy while it is not empty.
+const RevocationsName = "mesh"
 
 // BundleName is the name of the one bundle resource: the key of the trust bundle is
 // "bundle/trust".

@@ -124,6 +124,7 @@ func (s scope) resources(ix *index) map[string]*controlv1.Resource {
 		}
 	}
 	add(TypeBundle, BundleName)
+	add(TypeRevocations, RevocationsName)
 	return out
 }
 

@@ -11,6 +11,7 @@ import (
 
 	controlv1 "github.com/meshgate/meshgate/api/controlv1"
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/control/state"
 )
 
 // Snapshot is the whole state a proxy holds: every resource it was pushed, at one version.
@@ -44,7 +45,7 @@ func (s *Snapshot) Config() (*config.Config, error) {
 			cfg.Consumers, err = decodeInto(cfg.Consumers, r, func(v *config.Consumer) string { return v.Name })
 		case TypePlan:
 			cfg.Plans, err = decodeInto(cfg.Plans, r, func(v *config.Plan) string { return v.Name })
-		case TypeBundle:
+		case TypeBundle, TypeRevocations:
 		default:
 			err = fmt.Errorf("push: resource %s: unknown type %q", k, r.GetType())
 		}
@@ -53,6 +54,19 @@ func (s *Snapshot) Config() (*config.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// Revocations returns the revoked identities the snapshot carries.
+func (s *Snapshot) Revocations() ([]state.Revocation, error) {
+	r := s.Resources[Key(TypeRevocations, RevocationsName)]
+	if r == nil {
+		return nil, nil
+	}
+	var out []state.Revocation
+	if err := json.Unmarshal(r.GetBody(), &out); err != nil {
+		return nil, fmt.Errorf("push: revocations: %w", err)
+	}
+	return out, nil
 }
 
 // Bundle returns the PEM trust bundle the snapshot carries, or nil.

@@ -81,6 +81,8 @@ type State struct {
 	TrustBundle []byte
 	// TrustDomain is the mesh's SPIFFE trust domain.
 	TrustDomain string
+	// Revocations are the revoked identities every proxy refuses.
+	Revocations []Revocation
 
 	resolveOnce sync.Once
 	resolved    *config.Config

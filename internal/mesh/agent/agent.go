@@ -20,14 +20,17 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	controlv1 "github.com/meshgate/meshgate/api/controlv1"
 	"github.com/meshgate/meshgate/internal/atomicfile"
 	"github.com/meshgate/meshgate/internal/control/push"
+	"github.com/meshgate/meshgate/internal/control/state"
 	"github.com/meshgate/meshgate/internal/identity"
 	"github.com/meshgate/meshgate/internal/wait"
 )
@@ -264,6 +267,13 @@ func (a *Agent) apply(s *push.Snapshot) error {
 			a.log.Error("agent: pushed trust bundle refused", "error", err)
 		}
 	}
+	if revs, err := s.Revocations(); err == nil && a.source != nil {
+		if r, ok := state.Revoked(revs, a.id.String(), a.source.NotBefore()); ok {
+			// Peers refuse the current certificate from now on: get a new one at once.
+			a.log.Warn("agent: this proxy's certificate was revoked; renewing", "at", r.Before, "reason", r.Reason)
+			a.source.RenewNow()
+		}
+	}
 	a.once.Do(func() { close(a.ready) })
 	return nil
 }
@@ -334,6 +344,18 @@ func (a *Agent) sign(ctx context.Context, csr []byte) ([][]byte, [][]byte, error
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	resp, err := controlv1.NewIdentityClient(conn).Sign(ctx, req)
+	if err != nil && valid && a.opts.JoinToken != "" && status.Code(err) == codes.PermissionDenied {
+		// The certificate was revoked (or no longer grants this identity): start over with the
+		// join token, as a new proxy would.
+		a.log.Warn("agent: the control plane refused the current certificate; asking with the join token", "error", err)
+		tconn, derr := a.dial(false)
+		if derr != nil {
+			return nil, nil, derr
+		}
+		defer tconn.Close()
+		tctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+a.opts.JoinToken)
+		resp, err = controlv1.NewIdentityClient(tconn).Sign(tctx, req)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: sign: %w", err)
 	}

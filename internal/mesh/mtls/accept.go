@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/meshgate/meshgate/internal/identity"
 	"github.com/meshgate/meshgate/internal/proxy/listener"
@@ -23,17 +22,18 @@ type Acceptor struct {
 	m   *Metrics
 }
 
-// NewAcceptor returns an acceptor for src's trust domain. m may be nil.
-func NewAcceptor(src *identity.Source, m *Metrics) *Acceptor {
+// NewAcceptor returns an acceptor for src's trust domain that refuses revoked peers. m and
+// revoked may be nil.
+func NewAcceptor(src *identity.Source, m *Metrics, revoked *Revocations) *Acceptor {
 	td := src.ID().TrustDomain()
-	cfg := src.ServerTLSConfig(func(id spiffeid.ID, _ [][]*x509Cert) error {
+	cfg := src.ServerTLSConfig(func(id spiffeid.ID, chains [][]*x509Cert) error {
 		if !id.MemberOf(td) {
 			return fmt.Errorf("%w: %s is not in trust domain %s", errForeignDomain, id, td)
 		}
 		if _, _, err := identity.ParseWorkloadID(id); err != nil {
 			return fmt.Errorf("%w: %s: %v", errNotWorkload, id, err)
 		}
-		return nil
+		return revoked.check(id, chains)
 	})
 	cfg.MinVersion = tls.VersionTLS13
 	cfg.NextProtos = []string{ALPNHTTP2, ALPNHTTP1, ALPNTCP}
@@ -102,6 +102,3 @@ var (
 	errNotWorkload   = errors.New("peer identity is not a workload")
 	errProtocol      = errors.New("protocol mismatch")
 )
-
-// tlsconfig's authorizer signature, for the acceptor above.
-var _ tlsconfig.Authorizer = func(spiffeid.ID, [][]*x509Cert) error { return nil }

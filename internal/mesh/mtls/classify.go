@@ -18,6 +18,7 @@ const (
 	FailureNoCertificate = "no_certificate" // the peer presented no certificate (plain TLS client).
 	FailureProtocol      = "protocol"       // no common protocol, or not TLS at all.
 	FailureTimeout       = "timeout"        // the handshake did not finish in time.
+	FailureRevoked       = "revoked"        // the peer's certificate was revoked by the control plane.
 	FailureHandshake     = "handshake"      // any other handshake failure (the peer hung up, bad alert).
 )
 
@@ -28,6 +29,8 @@ func Classify(err error) string {
 	var ne interface{ Timeout() bool }
 	msg := err.Error()
 	switch {
+	case errors.Is(err, errRevoked), strings.Contains(msg, "was revoked"):
+		return FailureRevoked
 	case errors.Is(err, errForeignDomain), strings.Contains(msg, "no X.509 bundle found"),
 		strings.Contains(msg, "unexpected trust domain"), strings.Contains(msg, "no trust bundle for trust domain"):
 		return FailureForeignDomain

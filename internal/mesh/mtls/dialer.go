@@ -3,6 +3,7 @@ package mtls
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"sync"
@@ -18,9 +19,10 @@ import (
 
 // Dialer calls mesh peers with the proxy's workload identity. It implements engine.MeshDialer.
 type Dialer struct {
-	source *identity.Source
-	net    *net.Dialer
-	m      *Metrics
+	source  *identity.Source
+	net     *net.Dialer
+	m       *Metrics
+	revoked *Revocations
 
 	mu      sync.Mutex
 	configs map[configKey]*tls.Config
@@ -31,14 +33,14 @@ var _ engine.MeshDialer = (*Dialer)(nil)
 // configKey identifies one client TLS config: the peer identity, the port and the protocol.
 type configKey struct{ id, port, alpn string }
 
-// NewDialer returns a dialer presenting src's certificate. nd opens the TCP connections (a
-// sidecar's marks its sockets so interception leaves them alone); nil uses a plain dialer. m may
-// be nil.
-func NewDialer(src *identity.Source, nd *net.Dialer, m *Metrics) *Dialer {
+// NewDialer returns a dialer presenting src's certificate and refusing revoked peers. nd opens
+// the TCP connections (a sidecar's marks its sockets so interception leaves them alone); nil
+// uses a plain dialer. m and revoked may be nil.
+func NewDialer(src *identity.Source, nd *net.Dialer, m *Metrics, revoked *Revocations) *Dialer {
 	if nd == nil {
 		nd = &net.Dialer{}
 	}
-	return &Dialer{source: src, net: nd, m: m, configs: map[configKey]*tls.Config{}}
+	return &Dialer{source: src, net: nd, m: m, revoked: revoked, configs: map[configKey]*tls.Config{}}
 }
 
 // DialMesh connects to the peer sidecar at addr, checks that it presents m.Identity and asks
@@ -94,7 +96,13 @@ func (d *Dialer) config(id, port, alpn string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mtls: peer identity: %w", err)
 	}
-	c := d.source.ClientTLSConfig(tlsconfig.AuthorizeID(want))
+	byID := tlsconfig.AuthorizeID(want)
+	c := d.source.ClientTLSConfig(func(id spiffeid.ID, chains [][]*x509.Certificate) error {
+		if err := byID(id, chains); err != nil {
+			return err
+		}
+		return d.revoked.check(id, chains)
+	})
 	c.MinVersion = tls.VersionTLS13
 	c.NextProtos = []string{alpn}
 	c.ServerName = ServerName(port)

@@ -48,6 +48,7 @@ type Sidecar struct {
 	agent   *agent.Agent
 
 	plan     atomic.Pointer[plan]
+	revoked  mtls.Revocations // the identities the control plane revoked
 	acceptor atomic.Pointer[mtls.Acceptor]
 	source   atomic.Pointer[identity.Source]
 
@@ -174,8 +175,8 @@ func (s *Sidecar) Start(ctx context.Context) error {
 			Namespace: s.opts.Namespace, Calls: s.opts.Calls},
 		OnIdentity: func(src *identity.Source) {
 			s.source.Store(src)
-			s.gw.Engine().SetMeshDialer(mtls.NewDialer(src, s.opts.Dialer, mm))
-			s.acceptor.Store(mtls.NewAcceptor(src, mm))
+			s.gw.Engine().SetMeshDialer(mtls.NewDialer(src, s.opts.Dialer, mm, &s.revoked))
+			s.acceptor.Store(mtls.NewAcceptor(src, mm, &s.revoked))
 		},
 	})
 	if err != nil {
@@ -228,6 +229,10 @@ func (s *Sidecar) apply(snap *push.Snapshot) error {
 		return err
 	}
 	p.cfg.Source.File = "<control version " + snap.Version + ">"
+	revs, err := snap.Revocations()
+	if err != nil {
+		return err
+	}
 	if s.onTargets != nil {
 		keys := make([]string, 0, len(p.targets))
 		for k := range p.targets {
@@ -239,6 +244,7 @@ func (s *Sidecar) apply(snap *push.Snapshot) error {
 		return err
 	}
 	s.plan.Store(p)
+	s.revoked.Set(revs)
 	return nil
 }
 

@@ -117,3 +117,52 @@ func TestSidecarToSidecar(t *testing.T) {
 		})
 	})
 }
+
+// TestSidecarRevocation: after an identity is revoked, its old certificate is refused by peers
+// (and counted), while its sidecar gets a new certificate with the join token and its calls go
+// on.
+func TestSidecarRevocation(t *testing.T) {
+	m := startMesh(t, "")
+	orders := m.sidecar("orders", []Port{app(t, "orders")}, nil)
+	web := m.sidecar("web", []Port{app(t, "web")}, nil)
+	eventually(t, "web reaches orders", func() bool {
+		st, _, _ := call(t, web, "orders.shop.mesh", "/")
+		return st == 200
+	})
+	old, err := web.source.Load().TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	handshake := func(cert *tls.Certificate) error {
+		c, err := tls.Dial("tcp", orders.InboundAddr().String(), &tls.Config{
+			Certificates: []tls.Certificate{*cert}, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"},
+			ServerName: mtls.ServerName("http"),
+		})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err = c.Read(make([]byte, 1))
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return nil // accepted: the server waits for a request
+		}
+		return err
+	}
+	if err := handshake(old); err != nil {
+		t.Fatalf("the current certificate is refused before any revocation: %v", err)
+	}
+	time.Sleep(1100 * time.Millisecond) // so that the revocation comes after the certificate's issue
+	if _, err := m.plane.Revoke(t.Context(), "spiffe://mesh.local/ns/shop/sa/web", "test: key leaked"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "peers refuse the revoked certificate", func() bool { return handshake(old) != nil })
+	eventually(t, "web has a new certificate and reaches orders again", func() bool {
+		cur, err := web.source.Load().TLSCertificate()
+		if err != nil || cur.Leaf == nil || cur.Leaf.Equal(old.Leaf) {
+			return false
+		}
+		st, _, _ := call(t, web, "orders.shop.mesh", "/")
+		return st == 200
+	})
+}
