@@ -1,6 +1,10 @@
 package intercept
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/meshgate/meshgate/internal/config"
+)
 
 // nameKind classifies a query name relative to the mesh zone.
 type nameKind int
@@ -31,7 +35,7 @@ func parseName(qname, zone string) (string, nameKind) {
 	}
 	labels := strings.Split(rest, ".")
 	for _, l := range labels {
-		if !isMeshLabel(l) {
+		if !config.IsMeshName(l) {
 			return "", nameInvalid
 		}
 	}
@@ -43,18 +47,4 @@ func parseName(qname, zone string) (string, nameKind) {
 	default:
 		return "", nameInvalid
 	}
-}
-
-// isMeshLabel reports whether s is a valid mesh name label.
-func isMeshLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -1,6 +1,7 @@
 package intercept
 
 import (
+	"github.com/meshgate/meshgate/internal/config"
 	"strings"
 	"testing"
 )
@@ -40,7 +41,7 @@ func FuzzParseName(f *testing.F) {
 		key, kind := parseName(qname, "mesh.")
 		if kind == nameService {
 			svc, ns, ok := strings.Cut(key, ".")
-			if !ok || !isMeshLabel(svc) || !isMeshLabel(ns) {
+			if !ok || !config.IsMeshName(svc) || !config.IsMeshName(ns) {
 				t.Fatalf("parseName(%q) gave invalid key %q", qname, key)
 			}
 			if got := strings.TrimSuffix(strings.ToLower(qname), ".") + "."; got != key+".mesh." {
