@@ -1,9 +1,10 @@
 package intercept
 
 import (
-	"github.com/meshgate/meshgate/internal/config"
 	"strings"
 	"testing"
+
+	"github.com/meshgate/meshgate/internal/config"
 )
 
 func TestParseName(t *testing.T) {
