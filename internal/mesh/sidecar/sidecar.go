@@ -287,7 +287,18 @@ func (s *Sidecar) Close() error {
 		if s.agent != nil {
 			s.agent.Wait()
 		}
-		s.wg.Wait()
+		// Connections still being handed over or relayed (opaque TCP) get what is left of the
+		// drain timeout; a shutdown never waits longer than that.
+		done := make(chan struct{})
+		go func() {
+			s.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.log.Warn("sidecar: connections still open at the end of the drain timeout; stopping anyway")
+		}
 	})
 	return err
 }
