@@ -47,7 +47,7 @@ func TestMeshCertRotation(t *testing.T) {
 	before := om.webSC.certificates()
 	// Certificates obtained at start renew 27-33s later; the load covers that window.
 	time.Sleep(time.Until(started.Add(22 * time.Second)))
-	load := startLoad(om.client, ordersURL, 400, 14*time.Second)
+	load := startLoad(om.client, ordersURL, 1000, 14*time.Second)
 	res := load.wait()
 	t.Logf("load: %s", res)
 	after := om.webSC.certificates()
