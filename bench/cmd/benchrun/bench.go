@@ -11,17 +11,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshgate/meshgate/bench/internal/procs"
 	"github.com/meshgate/meshgate/bench/internal/stats"
 )
 
 // bench is one invocation of the suite.
 type bench struct {
 	o       *options
-	ps      *procs
+	ps      *procs.Group
 	ctx     context.Context
 	files   *setup
 	meta    *metadata
-	origin  *proc
+	origin  *procs.Proc
 	proxies []*proxy
 	runs    []*runResult
 	// problems are failures that make the exit status non-zero; notes are oddities worth a look.
@@ -34,7 +35,7 @@ type proxy struct {
 	name      string
 	httpPort  int
 	tlsPort   int
-	p         *proc
+	p         *procs.Proc
 	logs      []string // files to scan for warnings and errors afterwards
 	processes int
 	mem       memInfo
@@ -184,7 +185,7 @@ func (b *bench) setup() error {
 		}
 	}
 	for _, p := range ports {
-		if !portFree(fmt.Sprintf("127.0.0.1:%d", p)) {
+		if !procs.PortFree(fmt.Sprintf("127.0.0.1:%d", p)) {
 			return fmt.Errorf("port 127.0.0.1:%d is in use; stop whatever holds it", p)
 		}
 	}
@@ -202,11 +203,11 @@ func (b *bench) setup() error {
 	if err := writeConf(originConf, conf("origin.conf"), d); err != nil {
 		return err
 	}
-	b.origin, err = b.ps.start("origin", o.pin(o.loadCPU, "nginx", "-p", o.out, "-e", logf("origin-error.log"), "-c", conf("origin.conf")), nil, logf("origin.log"))
+	b.origin, err = b.ps.Start("origin", procs.Pin(o.loadCPU, o.nice, "nginx", "-p", o.out, "-e", logf("origin-error.log"), "-c", conf("origin.conf")), nil, logf("origin.log"))
 	if err != nil {
 		return err
 	}
-	if err := waitListening(b.origin, fmt.Sprintf("127.0.0.1:%d", originPort), 10*time.Second); err != nil {
+	if err := procs.WaitListening(b.origin, fmt.Sprintf("127.0.0.1:%d", originPort), 10*time.Second); err != nil {
 		return err
 	}
 	if err := checkOrigin(fmt.Sprintf("127.0.0.1:%d", originPort)); err != nil {
@@ -225,7 +226,7 @@ func (b *bench) setup() error {
 			if err := writeConf(meshgateConf, conf("meshgate.yaml"), d); err != nil {
 				return err
 			}
-			argv = o.pin(o.proxyCPU, o.meshgate, "gateway", "--config", conf("meshgate.yaml"))
+			argv = procs.Pin(o.proxyCPU, o.nice, o.meshgate, "gateway", "--config", conf("meshgate.yaml"))
 			env = []string{"GOMAXPROCS=1"}
 			p.logs = []string{logf("meshgate.log")}
 		case "nginx":
@@ -234,7 +235,7 @@ func (b *bench) setup() error {
 			if err := writeConf(nginxProxyConf, conf("nginx.conf"), d); err != nil {
 				return err
 			}
-			argv = o.pin(o.proxyCPU, "nginx", "-p", o.out, "-e", logf("nginx-error.log"), "-c", conf("nginx.conf"))
+			argv = procs.Pin(o.proxyCPU, o.nice, "nginx", "-p", o.out, "-e", logf("nginx-error.log"), "-c", conf("nginx.conf"))
 			p.logs = []string{logf("nginx.log"), logf("nginx-error.log")}
 		case "haproxy":
 			p.httpPort, p.tlsPort = haproxyHTTPPort, haproxyTLSPort
@@ -242,15 +243,15 @@ func (b *bench) setup() error {
 			if err := writeConf(haproxyConf, conf("haproxy.cfg"), d); err != nil {
 				return err
 			}
-			argv = o.pin(o.proxyCPU, "haproxy", "-db", "-f", conf("haproxy.cfg"))
+			argv = procs.Pin(o.proxyCPU, o.nice, "haproxy", "-db", "-f", conf("haproxy.cfg"))
 			p.logs = []string{logf("haproxy.log")}
 		}
-		p.p, err = b.ps.start(name, argv, env, logf(name+".log"))
+		p.p, err = b.ps.Start(name, argv, env, logf(name+".log"))
 		if err != nil {
 			return err
 		}
 		for _, port := range []int{p.httpPort, p.tlsPort} {
-			if err := waitListening(p.p, fmt.Sprintf("127.0.0.1:%d", port), 15*time.Second); err != nil {
+			if err := procs.WaitListening(p.p, fmt.Sprintf("127.0.0.1:%d", port), 15*time.Second); err != nil {
 				return fmt.Errorf("%s failed to start: %w", name, err)
 			}
 		}
@@ -259,10 +260,10 @@ func (b *bench) setup() error {
 	// Let every worker finish starting, then take the idle memory before any request.
 	time.Sleep(300 * time.Millisecond)
 	for _, p := range b.proxies {
-		pids := procTree(p.p.cmd.Process.Pid)
+		pids := procs.Tree(p.p.PID())
 		p.processes = len(pids)
 		p.mem.Processes = len(pids)
-		p.mem.IdleRSS, p.mem.IdlePSS, _ = memKB(pids)
+		p.mem.IdleRSS, p.mem.IdlePSS, _ = procs.MemKB(pids)
 		if p.name == "haproxy" && len(pids) != 1 {
 			b.note("haproxy runs as %d processes, expected 1", len(pids))
 		}
@@ -297,8 +298,8 @@ func (b *bench) warmUp() {
 		if r.Failure != "" || r.ErrorCount > 0 {
 			b.problem("%s: warm-up failed: %s", p.name, failureText(r))
 		}
-		pids := procTree(p.p.cmd.Process.Pid)
-		p.mem.WarmRSS, p.mem.WarmPSS, _ = memKB(pids)
+		pids := procs.Tree(p.p.PID())
+		p.mem.WarmRSS, p.mem.WarmPSS, _ = procs.MemKB(pids)
 	}
 }
 
@@ -408,15 +409,15 @@ func (b *bench) measureFor(w workload, p *proxy, round, secs int) *runResult {
 			"-c", strconv.Itoa(o.latConns), "-d", d + "s", "-timeout", "2s"}
 		env = []string{"GOMAXPROCS=1"}
 	}
-	argv = o.pin(o.loadCPU, argv...)
+	argv = procs.Pin(o.loadCPU, o.nice, argv...)
 
-	pids := procTree(p.p.cmd.Process.Pid)
-	before, err := cpuTicks(pids)
+	pids := procs.Tree(p.p.PID())
+	before, err := procs.CPUTicks(pids)
 	if err != nil {
 		r.Failure = err.Error()
 		return r
 	}
-	core0, _ := readCoreStat(o.proxyCPU)
+	core0, _ := procs.ReadCoreStat(o.proxyCPU)
 
 	// Sample the proxy's memory while the load runs.
 	stopSampling := make(chan struct{})
@@ -428,7 +429,7 @@ func (b *bench) measureFor(w workload, p *proxy, round, secs int) *runResult {
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for i := 0; i < 100000; i++ {
-			if rss, _, err := memKB(pids); err == nil {
+			if rss, _, err := procs.MemKB(pids); err == nil {
 				peak = max(peak, rss)
 			}
 			select {
@@ -440,12 +441,12 @@ func (b *bench) measureFor(w workload, p *proxy, round, secs int) *runResult {
 	}()
 
 	start := time.Now()
-	stdout, stderr, runErr := runTool(b.ctx, argv, env, time.Duration(secs)*time.Second+15*time.Second)
+	stdout, stderr, runErr := procs.RunTool(b.ctx, argv, env, time.Duration(secs)*time.Second+15*time.Second)
 	wall := time.Since(start)
 	close(stopSampling)
 	wg.Wait()
-	after, err := cpuTicks(pids)
-	core1, _ := readCoreStat(o.proxyCPU)
+	after, err := procs.CPUTicks(pids)
+	core1, _ := procs.ReadCoreStat(o.proxyCPU)
 	r.WallS = wall.Seconds()
 	r.PeakRSSKiB = peak
 	if err != nil {
@@ -494,19 +495,19 @@ func (b *bench) measureFor(w workload, p *proxy, round, secs int) *runResult {
 		r.Failure = "no request completed"
 	}
 	r.ProxyCPUUtil = cpuS / wall.Seconds()
-	otherTicks := core1.busyTasks() - core0.busyTasks() - r.CPUTicks
+	otherTicks := core1.BusyTasks() - core0.BusyTasks() - r.CPUTicks
 	r.CoreOtherUtil = max(0, float64(otherTicks)/float64(o.clkTck)/wall.Seconds())
 	return r
 }
 
 // checkAlive reports processes that died during the runs.
 func (b *bench) checkAlive() {
-	if b.origin != nil && b.origin.exited() {
-		b.problem("the origin exited during the runs: %v", b.origin.err)
+	if b.origin != nil && b.origin.Exited() {
+		b.problem("the origin exited during the runs: %v", b.origin.Err())
 	}
 	for _, p := range b.proxies {
-		if p.p.exited() {
-			b.problem("%s exited during the runs: %v (see logs/%s.log)", p.name, p.p.err, p.name)
+		if p.p.Exited() {
+			b.problem("%s exited during the runs: %v (see logs/%s.log)", p.name, p.p.Err(), p.name)
 		}
 	}
 }

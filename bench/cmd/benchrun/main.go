@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/meshgate/meshgate/bench/internal/procs"
 )
 
 // options are the command-line settings.
@@ -60,11 +62,11 @@ func realMain() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	ps := &procs{pidFile: filepath.Join(o.out, "pids")}
-	defer ps.stopAll()
+	ps := procs.NewGroup(filepath.Join(o.out, "pids"), 3*time.Second)
+	defer ps.StopAll()
 
 	b := &bench{o: o, ps: ps, ctx: ctx}
-	if err := raisePriority(o.nice); err != nil {
+	if err := procs.RaisePriority(o.nice); err != nil {
 		b.note("could not raise the benchmark's priority (%v); background load will disturb it more", err)
 	}
 	code := b.run()
@@ -211,33 +213,4 @@ func (o *options) has(name string) bool {
 		}
 	}
 	return false
-}
-
-// pin prefixes argv so that it runs on core, at the benchmark's priority.
-func (o *options) pin(core int, argv ...string) []string {
-	pre := []string{"taskset", "-c", strconv.Itoa(core)}
-	if o.nice != 0 {
-		pre = append([]string{"nice", "-n", strconv.Itoa(o.nice)}, pre...)
-	}
-	return append(pre, argv...)
-}
-
-// raisePriority puts this process in a session of its own, and so (where the kernel groups tasks
-// by session for scheduling) in a scheduling group of its own, and gives that group the
-// benchmark's nice value. Every process started afterwards inherits the group; each also runs
-// under nice(1). It returns what it could not do.
-func raisePriority(n int) error {
-	if n == 0 {
-		return nil
-	}
-	if _, err := syscall.Setsid(); err != nil {
-		return fmt.Errorf("setsid: %w", err)
-	}
-	if _, err := os.Stat("/proc/self/autogroup"); err != nil {
-		return nil // no autogroups: nice(1) on each process is enough
-	}
-	if err := os.WriteFile("/proc/self/autogroup", []byte(strconv.Itoa(n)), 0o644); err != nil {
-		return fmt.Errorf("autogroup nice: %w", err)
-	}
-	return nil
 }

@@ -29,9 +29,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/meshgate/meshgate/bench/internal/procs"
 )
 
 // options are the command's flags.
@@ -64,7 +65,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "meshpair:", err)
 		os.Exit(exitSetupFailed)
 	}
-	if err := raisePriority(o.nice); err != nil {
+	if err := procs.RaisePriority(o.nice); err != nil {
 		fmt.Fprintln(os.Stderr, "meshpair: priority not raised:", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.deadline)
@@ -138,34 +139,6 @@ func parseFlags(args []string) (*options, error) {
 	return o, nil
 }
 
-// pin prefixes argv so that it runs on core, at the benchmark's priority.
-func (o *options) pin(core int, argv ...string) []string {
-	pre := []string{"taskset", "-c", strconv.Itoa(core)}
-	if o.nice != 0 {
-		pre = append([]string{"nice", "-n", strconv.Itoa(o.nice)}, pre...)
-	}
-	return append(pre, argv...)
-}
-
-// raisePriority puts this process in a session of its own, and so (where the kernel groups tasks
-// by session for scheduling) in a scheduling group of its own, and gives that group the nice
-// value n. Every process started afterwards inherits the group and also runs under nice(1).
-func raisePriority(n int) error {
-	if n == 0 {
-		return nil
-	}
-	if _, err := syscall.Setsid(); err != nil {
-		return fmt.Errorf("setsid: %w", err)
-	}
-	if _, err := os.Stat("/proc/self/autogroup"); err != nil {
-		return nil // no autogroups: nice(1) on each process is enough
-	}
-	if err := os.WriteFile("/proc/self/autogroup", []byte(strconv.Itoa(n)), 0o644); err != nil {
-		return fmt.Errorf("autogroup nice: %w", err)
-	}
-	return nil
-}
-
 // run starts the topology, measures and stops everything. It returns the (possibly partial)
 // result and the exit status for an error.
 func run(ctx context.Context, o *options) (*result, int, error) {
@@ -177,8 +150,8 @@ func run(ctx context.Context, o *options) (*result, int, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, exitSetupFailed, err
 	}
-	ps := &procs{pidFile: filepath.Join(o.out, "mesh-pair.pids")}
-	defer ps.stopAll()
+	ps := procs.NewGroup(filepath.Join(o.out, "mesh-pair.pids"), 5*time.Second)
+	defer ps.StopAll()
 	res := &result{Meta: collectMeta(o)}
 
 	t, err := startTopology(ctx, o, ps, dir)
@@ -240,12 +213,12 @@ func run(ctx context.Context, o *options) (*result, int, error) {
 }
 
 // readMemories reads the memory of both sidecars and the control plane.
-func readMemories(t *topology) (map[string]memory, error) {
-	out := map[string]memory{}
-	for name, p := range map[string]*proc{"client_sidecar": t.client, "server_sidecar": t.server, "control": t.control} {
-		m, err := readMemory(p.pid())
+func readMemories(t *topology) (map[string]procs.Memory, error) {
+	out := map[string]procs.Memory{}
+	for name, p := range map[string]*procs.Proc{"client_sidecar": t.client, "server_sidecar": t.server, "control": t.control} {
+		m, err := procs.ReadMemory(p.PID())
 		if err != nil {
-			return nil, fmt.Errorf("meshpair: memory of %s: %w", p.name, err)
+			return nil, fmt.Errorf("meshpair: memory of %s: %w", p.Name(), err)
 		}
 		out[name] = m
 	}

@@ -33,29 +33,6 @@ func TestParseWrk(t *testing.T) {
 	}
 }
 
-func TestParseProcStat(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    procStat
-		wantErr bool
-	}{
-		{name: "plain", in: "42 (meshgate) S 7 42 42 0 -1 4194560 100 0 0 0 150 30 0 0 20 0 9 0 1 1 1",
-			want: procStat{ppid: 7, ticks: 180}},
-		{name: "spaces in the name", in: "43 (nginx: worker) S 42 42 42 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0",
-			want: procStat{ppid: 42, ticks: 11}},
-		{name: "short", in: "44 (x) S 1 2", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseProcStat([]byte(tt.in))
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Fatalf("got %+v, %v; want %+v (error %v)", got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
-
 func TestSummarize(t *testing.T) {
 	res := &result{Runs: []runResult{
 		{Kind: kindFixed, Path: pathDirect, Round: 0, P50us: 1000, P99us: 9000}, // warm-up: ignored

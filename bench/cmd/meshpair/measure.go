@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshgate/meshgate/bench/internal/procs"
 )
 
 // The two paths and the two kinds of run.
@@ -73,50 +75,52 @@ func measure(ctx context.Context, o *options, t *topology, kind, path string, ro
 	var argv []string
 	switch kind {
 	case kindFixed:
-		argv = o.pin(o.loadCPU, o.loadgen, "-url", target, "-rate", strconv.Itoa(o.rate),
+		argv = procs.Pin(o.loadCPU, o.nice, o.loadgen, "-url", target, "-rate", strconv.Itoa(o.rate),
 			"-c", strconv.Itoa(o.conns), "-d", dur.String(), "-timeout", "2s")
 	case kindClosed:
 		secs := max(1, int(dur.Round(time.Second)/time.Second))
-		argv = o.pin(o.loadCPU, "wrk", "-t1", "-c"+strconv.Itoa(o.wrkConns), "-d"+strconv.Itoa(secs)+"s", "--timeout", "2s", target)
+		argv = procs.Pin(o.loadCPU, o.nice, "wrk", "-t1", "-c"+strconv.Itoa(o.wrkConns), "-d"+strconv.Itoa(secs)+"s", "--timeout", "2s", target)
 	}
-	originPIDs := procTree(t.origin.pid())
-	pids := [][]int{{t.client.pid()}, {t.server.pid()}, originPIDs}
+	originPIDs := procs.Tree(t.origin.PID())
+	pids := [][]int{{t.client.PID()}, {t.server.PID()}, originPIDs}
 	before := make([]int64, len(pids))
 	for i, p := range pids {
-		v, err := cpuTicks(p)
+		v, err := procs.CPUTicks(p)
 		if err != nil {
 			return r, err
 		}
 		before[i] = v
 	}
-	core0, err := coreBusy(o.sidecarCPU)
+	core0stat, err := procs.ReadCoreStat(o.sidecarCPU)
 	if err != nil {
 		return r, err
 	}
+	core0 := core0stat.BusyTasks()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		peakRSS(stop, t.client.pid(), t.server.pid(), &r.ClientPeakRSS, &r.ServerPeakRSS)
+		peakRSS(stop, t.client.PID(), t.server.PID(), &r.ClientPeakRSS, &r.ServerPeakRSS)
 	}()
 	start := time.Now()
-	stdout, stderr, runErr := runTool(ctx, argv, []string{"GOMAXPROCS=1"}, dur+30*time.Second)
+	stdout, stderr, runErr := procs.RunTool(ctx, argv, []string{"GOMAXPROCS=1"}, dur+30*time.Second)
 	r.WallS = time.Since(start).Seconds()
 	close(stop)
 	wg.Wait()
 	after := make([]int64, len(pids))
 	for i, p := range pids {
-		v, err := cpuTicks(p)
+		v, err := procs.CPUTicks(p)
 		if err != nil {
 			return r, err
 		}
 		after[i] = v
 	}
-	core1, err := coreBusy(o.sidecarCPU)
+	core1stat, err := procs.ReadCoreStat(o.sidecarCPU)
 	if err != nil {
 		return r, err
 	}
+	core1 := core1stat.BusyTasks()
 
 	switch kind {
 	case kindFixed:
@@ -148,12 +152,12 @@ func measure(ctx context.Context, o *options, t *topology, kind, path string, ro
 		}
 	}
 	if r.Requests > 0 {
-		perReq := func(ticks int64) float64 { return float64(ticks) / clkTck * 1e6 / float64(r.Requests) }
+		perReq := func(ticks int64) float64 { return float64(ticks) / procs.ClockTicks * 1e6 / float64(r.Requests) }
 		r.ClientCPUus = perReq(after[0] - before[0])
 		r.ServerCPUus = perReq(after[1] - before[1])
 		r.OriginCPUus = perReq(after[2] - before[2])
 	}
-	r.SidecarCoreBusy = float64(core1-core0) / clkTck / r.WallS
+	r.SidecarCoreBusy = float64(core1-core0) / procs.ClockTicks / r.WallS
 	return r, t.alive()
 }
 
@@ -162,10 +166,10 @@ func peakRSS(stop <-chan struct{}, clientPID, serverPID int, client, server *int
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	sample := func() {
-		if m, err := readMemory(clientPID); err == nil {
+		if m, err := procs.ReadMemory(clientPID); err == nil {
 			*client = max(*client, m.RSS)
 		}
-		if m, err := readMemory(serverPID); err == nil {
+		if m, err := procs.ReadMemory(serverPID); err == nil {
 			*server = max(*server, m.RSS)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshgate/meshgate/bench/internal/procs"
 	"github.com/meshgate/meshgate/bench/internal/stats"
 )
 
@@ -18,10 +19,10 @@ type result struct {
 	Meta meta `json:"meta"`
 	// Memory of the sidecars and the control plane: Idle after the sidecars are ready and before
 	// any request, Warm after the warm-up, After at the end.
-	Idle  map[string]memory `json:"memory_idle"`
-	Warm  map[string]memory `json:"memory_warm"`
-	After map[string]memory `json:"memory_after"`
-	Runs  []runResult       `json:"runs"`
+	Idle  map[string]procs.Memory `json:"memory_idle"`
+	Warm  map[string]procs.Memory `json:"memory_warm"`
+	After map[string]procs.Memory `json:"memory_after"`
+	Runs  []runResult             `json:"runs"`
 	// Summary holds the medians over the measured rounds of each kind and path.
 	Summary []summary `json:"summary"`
 	// Added is the mesh path's median percentile minus the direct path's, microseconds.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshgate/meshgate/bench/internal/procs"
 )
 
 // namespace is the mesh namespace of both services; the client's upstream port is bound to
@@ -19,7 +21,7 @@ const namespace = "bench"
 // topology is everything the benchmark runs: the origin, the control plane and the two sidecars,
 // with their loopback addresses.
 type topology struct {
-	origin, control, server, client *proc
+	origin, control, server, client *procs.Proc
 
 	originAddr   string // the origin (nginx), what the server sidecar fronts
 	controlAddr  string // the control plane's gRPC port
@@ -61,9 +63,9 @@ http {
 
 // startTopology starts the origin, the control plane and both sidecars, and waits until both
 // sidecars are ready. It does not send a request through the mesh: idle memory is read before.
-func startTopology(ctx context.Context, o *options, ps *procs, dir string) (*topology, error) {
+func startTopology(ctx context.Context, o *options, ps *procs.Group, dir string) (*topology, error) {
 	t := &topology{}
-	addrs, err := freePorts(11)
+	addrs, err := procs.FreePorts(11)
 	if err != nil {
 		return nil, err
 	}
@@ -78,16 +80,16 @@ func startTopology(ctx context.Context, o *options, ps *procs, dir string) (*top
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	if t.origin, err = ps.start("origin", o.pin(o.loadCPU, "nginx", "-c", confPath, "-p", dir), nil, filepath.Join(dir, "origin.log")); err != nil {
+	if t.origin, err = ps.Start("origin", procs.Pin(o.loadCPU, o.nice, "nginx", "-c", confPath, "-p", dir), nil, filepath.Join(dir, "origin.log")); err != nil {
 		return nil, err
 	}
-	if err := waitListening(t.origin, t.originAddr, 10*time.Second); err != nil {
+	if err := procs.WaitListening(t.origin, t.originAddr, 10*time.Second); err != nil {
 		return nil, err
 	}
 
 	// The control plane shares the load core: it is idle during the runs (heartbeats only).
 	cpDir := filepath.Join(dir, "control")
-	if t.control, err = ps.start("control", o.pin(o.loadCPU, o.meshgate, "control", "--data-dir", cpDir,
+	if t.control, err = ps.Start("control", procs.Pin(o.loadCPU, o.nice, o.meshgate, "control", "--data-dir", cpDir,
 		"--listen", t.controlAddr, "--admin", t.controlAdmin, "--xds-listen", "off", "--log-level", "warn"),
 		nil, filepath.Join(dir, "control.log")); err != nil {
 		return nil, err
@@ -103,12 +105,12 @@ func startTopology(ctx context.Context, o *options, ps *procs, dir string) (*top
 
 	// Each sidecar: one core, GOMAXPROCS as the proxies of bench/run, access log off (the default).
 	env := []string{"GOMAXPROCS=" + strconv.Itoa(o.gomaxprocs)}
-	sidecar := func(name, service, in, out, admin string, extra ...string) (*proc, error) {
+	sidecar := func(name, service, in, out, admin string, extra ...string) (*procs.Proc, error) {
 		argv := []string{o.meshgate, "sidecar", "--control", t.controlAddr,
 			"--control-ca", filepath.Join(cpDir, "bundle.pem"), "--join-token-file", filepath.Join(cpDir, "join-token"),
 			"--data-dir", filepath.Join(dir, name), "--service", service, "--namespace", namespace,
 			"--inbound", in, "--outbound", out, "--admin", admin, "--address", "127.0.0.1", "--log-level", "warn"}
-		return ps.start(name, o.pin(o.sidecarCPU, append(argv, extra...)...), env, filepath.Join(dir, name+".log"))
+		return ps.Start(name, procs.Pin(o.sidecarCPU, o.nice, append(argv, extra...)...), env, filepath.Join(dir, name+".log"))
 	}
 	// The server's workload port is the origin's; the client's workload port is never called.
 	if t.server, err = sidecar("server-sidecar", "server", serverIn, serverOut, t.serverAdmin,
@@ -120,7 +122,7 @@ func startTopology(ctx context.Context, o *options, ps *procs, dir string) (*top
 		return nil, err
 	}
 	for _, p := range []struct {
-		p     *proc
+		p     *procs.Proc
 		admin string
 	}{{t.server, t.serverAdmin}, {t.client, t.clientAdmin}} {
 		if err := waitReady(ctx, p.p, "http://"+p.admin+"/ready", 30*time.Second); err != nil {
@@ -136,12 +138,12 @@ func portOf(addr string) string {
 }
 
 // waitReady polls url until it answers 200, p exits, or limit passes.
-func waitReady(ctx context.Context, p *proc, url string, limit time.Duration) error {
+func waitReady(ctx context.Context, p *procs.Proc, url string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var last string
 	for i := 0; i < 2000 && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-		if p.exited() {
-			return fmt.Errorf("meshpair: %s exited during start-up (%v); see %s", p.name, p.err, p.log)
+		if p.Exited() {
+			return fmt.Errorf("meshpair: %s exited during start-up (%v); see %s", p.Name(), p.Err(), p.Log())
 		}
 		code, body, err := get(ctx, url, "")
 		if err == nil && code == http.StatusOK {
@@ -150,7 +152,7 @@ func waitReady(ctx context.Context, p *proc, url string, limit time.Duration) er
 		last = fmt.Sprint(code, " ", strings.TrimSpace(body), err)
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("meshpair: %s not ready after %s (last: %s); see %s", p.name, limit, last, p.log)
+	return fmt.Errorf("meshpair: %s not ready after %s (last: %s); see %s", p.Name(), limit, last, p.Log())
 }
 
 // get makes one GET request with a fresh connection and returns the status and body.
@@ -199,9 +201,9 @@ func (t *topology) checkPaths(ctx context.Context) error {
 
 // alive reports the first process of the topology that has exited.
 func (t *topology) alive() error {
-	for _, p := range []*proc{t.origin, t.control, t.server, t.client} {
-		if p.exited() {
-			return fmt.Errorf("meshpair: %s exited (%v); see %s", p.name, p.err, p.log)
+	for _, p := range []*procs.Proc{t.origin, t.control, t.server, t.client} {
+		if p.Exited() {
+			return fmt.Errorf("meshpair: %s exited (%v); see %s", p.Name(), p.Err(), p.Log())
 		}
 	}
 	return nil
