@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/meshgate/meshgate/internal/proxy"
 )
 
 // maxPendingConns bounds the connections a front works on before the engine takes them
@@ -52,7 +54,7 @@ func (s *Sidecar) handTo(name string, c net.Conn, direction string) {
 			return
 		}
 	}
-	s.refuse(c, direction, "overloaded", "no listener "+name+" took the connection")
+	s.refuse(c, direction, proxy.ReasonOverloaded, "no listener "+name+" took the connection")
 }
 
 // refuse closes c at once (a reset), counting why.
