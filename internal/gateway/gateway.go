@@ -288,8 +288,18 @@ func (g *Gateway) apply(cfg *config.Config) (*engine.Table, error) {
 		}
 		bound[l.Name] = ln
 	}
+	// Listeners about to be removed serve their last requests as they were configured, from
+	// before the swap on (the new table no longer knows their names).
+	if prev := g.engine.Table(); prev != nil {
+		for _, r := range remove {
+			r.l.SetHandler(g.engine.Pin(prev))
+		}
+	}
 	t, err := g.engine.Apply(cfg)
 	if err != nil {
+		for _, r := range remove {
+			r.l.SetHandler(g.engine)
+		}
 		return fail(err)
 	}
 	// The new table is live. Retire removed listeners, then bind what had to wait for them.

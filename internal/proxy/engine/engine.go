@@ -249,3 +249,29 @@ func (e *Engine) observe(x *proxy.Exchange) {
 	}
 	al.Log(&ent)
 }
+
+// Pinned serves exchanges with one table rather than the current one: the last requests on the
+// connections of a listener a reload removed or renamed are served as the listener was
+// configured (the new table no longer knows its name). It implements listener.Handler.
+type Pinned struct {
+	e *Engine
+	t *Table
+}
+
+// Pin returns a handler that serves with t.
+func (e *Engine) Pin(t *Table) *Pinned { return &Pinned{e: e, t: t} }
+
+// ServeExchange serves one exchange against the pinned table.
+func (p *Pinned) ServeExchange(x *proxy.Exchange) {
+	if p.t == nil {
+		p.e.ServeExchange(x)
+		return
+	}
+	if err := p.t.serve(x); err != nil {
+		_ = proxy.RespondError(x, err)
+	}
+	p.e.observe(x)
+}
+
+// RejectExchange answers a request the transport could not parse.
+func (p *Pinned) RejectExchange(x *proxy.Exchange, err *proxy.Error) { p.e.RejectExchange(x, err) }

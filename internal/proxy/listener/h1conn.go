@@ -115,7 +115,7 @@ func (hc *h1Conn) serveOne(s *Settings) bool {
 		hc.body.reset(hc, &x.Req, s.MaxBodyBytes)
 		x.Body = &hc.body
 	}
-	hc.l.handler.ServeExchange(x)
+	hc.l.h().ServeExchange(x)
 	if hc.w.hijacked {
 		return false
 	}
@@ -202,7 +202,7 @@ func (hc *h1Conn) rejectHead(err error) {
 	x.W = &hc.w
 	_ = hc.c.SetWriteDeadline(time.Now().Add(time.Second))
 	perr := proxy.Fail(status, reason, err)
-	if h, ok := hc.l.handler.(interface {
+	if h, ok := hc.l.h().(interface {
 		RejectExchange(x *proxy.Exchange, err *proxy.Error)
 	}); ok {
 		h.RejectExchange(x, perr)

@@ -88,7 +88,7 @@ func (a *h2Adapter) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		a.reject(x, proxy.Fail(431, http1.ReasonTooManyHeaders, errTooManyFields))
 		return
 	}
-	a.l.handler.ServeExchange(x)
+	a.l.h().ServeExchange(x)
 	if x.Err != nil && ex.w.head && !ex.w.finished {
 		// The response is broken mid-stream: reset the stream so the client sees the failure.
 		panic(http.ErrAbortHandler)
@@ -100,7 +100,7 @@ var errTooManyFields = errors.New("listener: too many header fields")
 // reject answers a request refused before routing, and has it recorded like any other.
 func (a *h2Adapter) reject(x *proxy.Exchange, err *proxy.Error) {
 	x.ClientIP = x.Peer.Addr()
-	if h, ok := a.l.handler.(interface {
+	if h, ok := a.l.h().(interface {
 		RejectExchange(x *proxy.Exchange, err *proxy.Error)
 	}); ok {
 		h.RejectExchange(x, err)

@@ -29,7 +29,7 @@ type Listener struct {
 	name     string
 	protocol string
 	ln       net.Listener
-	handler  Handler
+	handler  atomic.Value // Handler
 	log      *slog.Logger
 	settings atomic.Pointer[Settings]
 
@@ -67,7 +67,6 @@ func New(ln net.Listener, s *Settings, opts Options) *Listener {
 		name:     opts.Name,
 		protocol: opts.Protocol,
 		ln:       ln,
-		handler:  opts.Handler,
 		log:      opts.Logger,
 		onConn:   opts.OnConn,
 		slot:     make(chan struct{}, 1),
@@ -77,6 +76,7 @@ func New(ln net.Listener, s *Settings, opts Options) *Listener {
 		l.log = slog.New(slog.DiscardHandler)
 	}
 	l.settings.Store(s)
+	l.handler.Store(handlerBox{opts.Handler})
 	l.h2h = &h2Adapter{l: l}
 	l.h2 = &http2.Server{
 		MaxConcurrentStreams:         s.MaxConcurrentStreams,
@@ -103,6 +103,16 @@ func (l *Listener) Name() string { return l.name }
 
 // Addr returns the bound address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// handlerBox lets handlers of different types share the atomic.Value.
+type handlerBox struct{ Handler }
+
+// h returns the handler requests are served with now.
+func (l *Listener) h() Handler { return l.handler.Load().(handlerBox).Handler }
+
+// SetHandler replaces the handler for requests that start from now on (a retired listener's
+// last requests are served by the table it was bound with).
+func (l *Listener) SetHandler(h Handler) { l.handler.Store(handlerBox{h}) }
 
 // Update installs new settings; new connections and new requests use them.
 func (l *Listener) Update(s *Settings) { l.settings.Store(s) }
