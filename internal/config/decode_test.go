@@ -103,7 +103,7 @@ routes:
 listener:
   - name: web
 `,
-			want: []string{`gateway.yaml:2: unknown field "listener"; valid fields are version, admin, accessLog, listeners, routes, services, authenticators, consumers, plans`},
+			want: []string{`gateway.yaml:2: unknown field "listener"; valid fields are version, admin, accessLog, listeners, routes, services, authenticators, consumers, plans, telemetry`},
 		},
 		{
 			desc: "unknown fields deep inside objects, all reported",

@@ -20,6 +20,7 @@ func ApplyDefaults(c *Config) {
 		serviceDefaults(&c.Services[i])
 	}
 	securityDefaults(c)
+	telemetryDefaults(c.Telemetry)
 }
 
 // setDefault sets *p to v when *p is the zero value.

@@ -136,7 +136,7 @@ func isObjectPath(p string) bool {
 // the root or a top-level scalar such as version.
 func objectLabel(obj, name string) string {
 	switch obj {
-	case "admin", "accessLog":
+	case "admin", "accessLog", "telemetry":
 		return obj
 	}
 	if !isObjectPath(obj) {

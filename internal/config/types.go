@@ -28,6 +28,8 @@ type Config struct {
 	Consumers []Consumer `yaml:"consumers,omitempty" json:"consumers,omitempty"`
 	// Plans are named per-consumer rate limits and quotas that consumers subscribe to.
 	Plans []Plan `yaml:"plans,omitempty" json:"plans,omitempty"`
+	// Telemetry configures request tracing. Absent: no tracing.
+	Telemetry *Telemetry `yaml:"telemetry,omitempty" json:"telemetry,omitempty"`
 
 	// Source records where this config came from, for error messages. It is not part of the file.
 	Source Source `yaml:"-" json:"-"`

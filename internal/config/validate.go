@@ -20,6 +20,7 @@ func Validate(c *Config) error {
 	v.serviceList()
 	v.security()
 	v.routeList()
+	v.telemetry()
 	v.errs.sortByLine()
 	return v.errs.err()
 }
