@@ -85,6 +85,8 @@ type Exchange struct {
 	// Attempts counts the times the request was sent upstream by policy (retries included; the
 	// transport's own resend on a connection found closed is not counted).
 	Attempts int
+	// Trace records the exchange's upstream attempts when tracing is on; nil otherwise.
+	Trace AttemptTracer
 }
 
 // Reset clears x for reuse on the next request of the same connection, keeping allocated capacity.

@@ -71,6 +71,9 @@ func (e *Engine) compile(cfg *config.Config) (t *Table, created []*service, err 
 		t.listeners[l.Name] = lt
 	}
 	t.budgets = c.budgets
+	if t.tracing, err = e.tracingFor(cfg); err != nil {
+		return t, created, err
+	}
 	return t, created, nil
 }
 

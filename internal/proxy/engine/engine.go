@@ -48,6 +48,9 @@ type Engine struct {
 	mesh   MeshDialer
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// tracers counts replaced tracers still flushing; Close waits for them.
+	tracers sync.WaitGroup
 }
 
 // New returns an engine with no table; every request gets 404 no_route until Apply.
@@ -86,6 +89,7 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 	if old == nil || old.Config.AccessLog.Path != cfg.AccessLog.Path {
 		al, err := accesslog.Open(cfg.AccessLog.Path)
 		if err != nil {
+			e.discardTracing(t)
 			for _, s := range created {
 				s.close()
 			}
@@ -117,6 +121,7 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 	}
 	e.table.Store(t)
 	e.retireSecurity(t.sec)
+	e.retireTracing(old, t)
 	// Services the new table no longer uses (removed or changed) stop their health checks and close
 	// their idle connections; exchanges still running on them finish normally.
 	for name, s := range e.services {
@@ -190,21 +195,30 @@ func (e *Engine) Close() {
 	if al := e.accessLog.Swap(nil); al != nil {
 		_ = al.Close()
 	}
+	e.retireTracing(e.table.Load(), nil)
+	e.tracers.Wait()
 }
 
 // ServeExchange serves one exchange against the current table. It implements listener.Handler.
 func (e *Engine) ServeExchange(x *proxy.Exchange) {
 	t := e.table.Load()
 	var err error
+	var h *hop
 	if t == nil {
 		err = proxy.Fail(404, proxy.ReasonNoRoute, fmt.Errorf("engine: no config loaded"))
 	} else {
+		if t.tracing != nil {
+			h = t.tracing.begin(x)
+		}
 		err = t.serve(x)
 	}
 	if err != nil {
 		_ = proxy.RespondError(x, err)
 	}
 	e.observe(x)
+	if h != nil {
+		h.end(x)
+	}
 }
 
 // RejectExchange answers a request the transport could not parse, and records it like any other.
@@ -267,10 +281,17 @@ func (p *Pinned) ServeExchange(x *proxy.Exchange) {
 		p.e.ServeExchange(x)
 		return
 	}
+	var h *hop
+	if p.t.tracing != nil {
+		h = p.t.tracing.begin(x)
+	}
 	if err := p.t.serve(x); err != nil {
 		_ = proxy.RespondError(x, err)
 	}
 	p.e.observe(x)
+	if h != nil {
+		h.end(x)
+	}
 }
 
 // RejectExchange answers a request the transport could not parse.

@@ -206,7 +206,13 @@ func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (_ *clus
 		ph = &peerHold{inner: x.Hold}
 		x.Hold = ph
 	}
+	if x.Trace != nil {
+		x.Trace.StartAttempt(x, ep.Address)
+	}
 	err = s.transport.Forward(x, ep.Address)
+	if x.Trace != nil {
+		x.Trace.EndAttempt(x, err)
+	}
 	ep.End()
 	if ph != nil {
 		x.Hold = ph.inner

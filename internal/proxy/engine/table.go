@@ -28,6 +28,7 @@ type Table struct {
 	services  map[string]*service
 	budgets   map[budgetKey]*retryBudget
 	sec       *security
+	tracing   *tracing // nil: tracing is off
 	// pending are the endpoint updates of running services that Apply makes when it accepts the
 	// table; Apply clears it.
 	pending []endpointUpdate
