@@ -26,7 +26,12 @@ const (
 	TypePlan          = "plan"
 	TypeBundle        = "bundle"
 	TypeRevocations   = "revocations"
+	TypeTelemetry     = "telemetry"
 )
+
+// TelemetryName is the name of the one telemetry resource ("telemetry/mesh"): the config's
+// top-level telemetry block as JSON, sent to every proxy while the config has one.
+const TelemetryName = "mesh"
 
 // RevocationsName is the name of the one revocations resource ("revocations/mesh"): a JSON
 // list of state.Revocation, sent to every proxy while it is not empty.

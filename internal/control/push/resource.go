@@ -64,6 +64,9 @@ func buildIndex(st *state.State, prev *index) (*index, []error) {
 	for i := range cfg.Plans {
 		add(TypePlan, cfg.Plans[i].Name, &cfg.Plans[i])
 	}
+	if cfg.Telemetry != nil {
+		add(TypeTelemetry, TelemetryName, cfg.Telemetry)
+	}
 	if len(st.TrustBundle) > 0 {
 		ix.put(TypeBundle, BundleName, bytes.Clone(st.TrustBundle), prev)
 	}

@@ -24,7 +24,7 @@ type Snapshot struct {
 }
 
 // Config assembles the proxy's config (Version 1) from the snapshot's listener, route, service,
-// authenticator, consumer and plan resources, each list sorted by name. Bodies are decoded
+// authenticator, consumer and plan resources, each list sorted by name, and its telemetry block. Bodies are decoded
 // strictly: an unknown field, trailing data, a name that differs from the resource's, or an
 // unknown resource type is an error. The result is not defaulted or validated.
 func (s *Snapshot) Config() (*config.Config, error) {
@@ -45,6 +45,17 @@ func (s *Snapshot) Config() (*config.Config, error) {
 			cfg.Consumers, err = decodeInto(cfg.Consumers, r, func(v *config.Consumer) string { return v.Name })
 		case TypePlan:
 			cfg.Plans, err = decodeInto(cfg.Plans, r, func(v *config.Plan) string { return v.Name })
+		case TypeTelemetry:
+			if r.GetName() != TelemetryName {
+				err = fmt.Errorf("push: resource %s: the telemetry resource is named %q", k, TelemetryName)
+				break
+			}
+			var t config.Telemetry
+			if err = decodeStrict(r.GetBody(), &t); err != nil {
+				err = fmt.Errorf("push: resource %s: %w", k, err)
+				break
+			}
+			cfg.Telemetry = &t
 		case TypeBundle, TypeRevocations:
 		default:
 			err = fmt.Errorf("push: resource %s: unknown type %q", k, r.GetType())
