@@ -935,6 +935,162 @@ func (x *DiscoveryResponse) GetFull() bool {
 	return false
 }
 
+// TelemetryReport is one message from a proxy.
+type TelemetryReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node describes the proxy; required in the first message.
+	Node *Node `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// edges are the proxy's edge counters since its previous report, each the JSON of one edge.
+	Edges [][]byte `protobuf:"bytes,2,rep,name=edges,proto3" json:"edges,omitempty"`
+	// command_id names the command the records answer.
+	CommandId string `protobuf:"bytes,3,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	// records are request records answering a command, each the JSON of one record.
+	Records [][]byte `protobuf:"bytes,4,rep,name=records,proto3" json:"records,omitempty"`
+	// done marks the last answer to a lookup.
+	Done          bool `protobuf:"varint,5,opt,name=done,proto3" json:"done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TelemetryReport) Reset() {
+	*x = TelemetryReport{}
+	mi := &file_control_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TelemetryReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TelemetryReport) ProtoMessage() {}
+
+func (x *TelemetryReport) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TelemetryReport.ProtoReflect.Descriptor instead.
+func (*TelemetryReport) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TelemetryReport) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *TelemetryReport) GetEdges() [][]byte {
+	if x != nil {
+		return x.Edges
+	}
+	return nil
+}
+
+func (x *TelemetryReport) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *TelemetryReport) GetRecords() [][]byte {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *TelemetryReport) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+// TelemetryCommand is one request from the control plane.
+type TelemetryCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names the command; the answers carry it.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// kind is "tap" (send the records the filter matches as they happen, until "stop"), "stop"
+	// (end the tap id) or "lookup" (send the recent records of request_id, then done).
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// filter is the JSON of a record filter, for a tap.
+	Filter []byte `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
+	// request_id is the request a lookup asks for.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TelemetryCommand) Reset() {
+	*x = TelemetryCommand{}
+	mi := &file_control_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TelemetryCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TelemetryCommand) ProtoMessage() {}
+
+func (x *TelemetryCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_control_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TelemetryCommand.ProtoReflect.Descriptor instead.
+func (*TelemetryCommand) Descriptor() ([]byte, []int) {
+	return file_control_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TelemetryCommand) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TelemetryCommand) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *TelemetryCommand) GetFilter() []byte {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *TelemetryCommand) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 var File_control_proto protoreflect.FileDescriptor
 
 const file_control_proto_rawDesc = "" +
@@ -1002,7 +1158,20 @@ const file_control_proto_rawDesc = "" +
 	"\x05nonce\x18\x02 \x01(\tR\x05nonce\x12;\n" +
 	"\tresources\x18\x03 \x03(\v2\x1d.meshgate.control.v1.ResourceR\tresources\x12\x18\n" +
 	"\aremoved\x18\x04 \x03(\tR\aremoved\x12\x12\n" +
-	"\x04full\x18\x05 \x01(\bR\x04full2W\n" +
+	"\x04full\x18\x05 \x01(\bR\x04full\"\xa3\x01\n" +
+	"\x0fTelemetryReport\x12-\n" +
+	"\x04node\x18\x01 \x01(\v2\x19.meshgate.control.v1.NodeR\x04node\x12\x14\n" +
+	"\x05edges\x18\x02 \x03(\fR\x05edges\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x03 \x01(\tR\tcommandId\x12\x18\n" +
+	"\arecords\x18\x04 \x03(\fR\arecords\x12\x12\n" +
+	"\x04done\x18\x05 \x01(\bR\x04done\"m\n" +
+	"\x10TelemetryCommand\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06filter\x18\x03 \x01(\fR\x06filter\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId2W\n" +
 	"\bIdentity\x12K\n" +
 	"\x04Sign\x12 .meshgate.control.v1.SignRequest\x1a!.meshgate.control.v1.SignResponse2\x9e\x02\n" +
 	"\bRegistry\x12W\n" +
@@ -1011,7 +1180,9 @@ const file_control_proto_rawDesc = "" +
 	"\n" +
 	"Deregister\x12&.meshgate.control.v1.DeregisterRequest\x1a'.meshgate.control.v1.DeregisterResponse2h\n" +
 	"\tDiscovery\x12[\n" +
-	"\x06Stream\x12%.meshgate.control.v1.DiscoveryRequest\x1a&.meshgate.control.v1.DiscoveryResponse(\x010\x01B6Z4github.com/meshgate/meshgate/api/controlv1;controlv1b\x06proto3"
+	"\x06Stream\x12%.meshgate.control.v1.DiscoveryRequest\x1a&.meshgate.control.v1.DiscoveryResponse(\x010\x012g\n" +
+	"\tTelemetry\x12Z\n" +
+	"\aConnect\x12$.meshgate.control.v1.TelemetryReport\x1a%.meshgate.control.v1.TelemetryCommand(\x010\x01B6Z4github.com/meshgate/meshgate/api/controlv1;controlv1b\x06proto3"
 
 var (
 	file_control_proto_rawDescOnce sync.Once
@@ -1025,7 +1196,7 @@ func file_control_proto_rawDescGZIP() []byte {
 	return file_control_proto_rawDescData
 }
 
-var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_control_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_control_proto_goTypes = []any{
 	(*SignRequest)(nil),         // 0: meshgate.control.v1.SignRequest
 	(*SignResponse)(nil),        // 1: meshgate.control.v1.SignResponse
@@ -1041,36 +1212,41 @@ var file_control_proto_goTypes = []any{
 	(*DiscoveryRequest)(nil),    // 11: meshgate.control.v1.DiscoveryRequest
 	(*Resource)(nil),            // 12: meshgate.control.v1.Resource
 	(*DiscoveryResponse)(nil),   // 13: meshgate.control.v1.DiscoveryResponse
-	nil,                         // 14: meshgate.control.v1.Workload.LabelsEntry
-	nil,                         // 15: meshgate.control.v1.DiscoveryRequest.ResourceVersionsEntry
-	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
+	(*TelemetryReport)(nil),     // 14: meshgate.control.v1.TelemetryReport
+	(*TelemetryCommand)(nil),    // 15: meshgate.control.v1.TelemetryCommand
+	nil,                         // 16: meshgate.control.v1.Workload.LabelsEntry
+	nil,                         // 17: meshgate.control.v1.DiscoveryRequest.ResourceVersionsEntry
+	(*durationpb.Duration)(nil), // 18: google.protobuf.Duration
 }
 var file_control_proto_depIdxs = []int32{
-	16, // 0: meshgate.control.v1.SignRequest.ttl:type_name -> google.protobuf.Duration
-	14, // 1: meshgate.control.v1.Workload.labels:type_name -> meshgate.control.v1.Workload.LabelsEntry
+	18, // 0: meshgate.control.v1.SignRequest.ttl:type_name -> google.protobuf.Duration
+	16, // 1: meshgate.control.v1.Workload.labels:type_name -> meshgate.control.v1.Workload.LabelsEntry
 	2,  // 2: meshgate.control.v1.Workload.ports:type_name -> meshgate.control.v1.Port
 	3,  // 3: meshgate.control.v1.RegisterRequest.workload:type_name -> meshgate.control.v1.Workload
-	16, // 4: meshgate.control.v1.RegisterResponse.ttl:type_name -> google.protobuf.Duration
-	16, // 5: meshgate.control.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	16, // 6: meshgate.control.v1.HeartbeatResponse.ttl:type_name -> google.protobuf.Duration
+	18, // 4: meshgate.control.v1.RegisterResponse.ttl:type_name -> google.protobuf.Duration
+	18, // 5: meshgate.control.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	18, // 6: meshgate.control.v1.HeartbeatResponse.ttl:type_name -> google.protobuf.Duration
 	10, // 7: meshgate.control.v1.DiscoveryRequest.node:type_name -> meshgate.control.v1.Node
-	15, // 8: meshgate.control.v1.DiscoveryRequest.resource_versions:type_name -> meshgate.control.v1.DiscoveryRequest.ResourceVersionsEntry
+	17, // 8: meshgate.control.v1.DiscoveryRequest.resource_versions:type_name -> meshgate.control.v1.DiscoveryRequest.ResourceVersionsEntry
 	12, // 9: meshgate.control.v1.DiscoveryResponse.resources:type_name -> meshgate.control.v1.Resource
-	0,  // 10: meshgate.control.v1.Identity.Sign:input_type -> meshgate.control.v1.SignRequest
-	4,  // 11: meshgate.control.v1.Registry.Register:input_type -> meshgate.control.v1.RegisterRequest
-	6,  // 12: meshgate.control.v1.Registry.Heartbeat:input_type -> meshgate.control.v1.HeartbeatRequest
-	8,  // 13: meshgate.control.v1.Registry.Deregister:input_type -> meshgate.control.v1.DeregisterRequest
-	11, // 14: meshgate.control.v1.Discovery.Stream:input_type -> meshgate.control.v1.DiscoveryRequest
-	1,  // 15: meshgate.control.v1.Identity.Sign:output_type -> meshgate.control.v1.SignResponse
-	5,  // 16: meshgate.control.v1.Registry.Register:output_type -> meshgate.control.v1.RegisterResponse
-	7,  // 17: meshgate.control.v1.Registry.Heartbeat:output_type -> meshgate.control.v1.HeartbeatResponse
-	9,  // 18: meshgate.control.v1.Registry.Deregister:output_type -> meshgate.control.v1.DeregisterResponse
-	13, // 19: meshgate.control.v1.Discovery.Stream:output_type -> meshgate.control.v1.DiscoveryResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 10: meshgate.control.v1.TelemetryReport.node:type_name -> meshgate.control.v1.Node
+	0,  // 11: meshgate.control.v1.Identity.Sign:input_type -> meshgate.control.v1.SignRequest
+	4,  // 12: meshgate.control.v1.Registry.Register:input_type -> meshgate.control.v1.RegisterRequest
+	6,  // 13: meshgate.control.v1.Registry.Heartbeat:input_type -> meshgate.control.v1.HeartbeatRequest
+	8,  // 14: meshgate.control.v1.Registry.Deregister:input_type -> meshgate.control.v1.DeregisterRequest
+	11, // 15: meshgate.control.v1.Discovery.Stream:input_type -> meshgate.control.v1.DiscoveryRequest
+	14, // 16: meshgate.control.v1.Telemetry.Connect:input_type -> meshgate.control.v1.TelemetryReport
+	1,  // 17: meshgate.control.v1.Identity.Sign:output_type -> meshgate.control.v1.SignResponse
+	5,  // 18: meshgate.control.v1.Registry.Register:output_type -> meshgate.control.v1.RegisterResponse
+	7,  // 19: meshgate.control.v1.Registry.Heartbeat:output_type -> meshgate.control.v1.HeartbeatResponse
+	9,  // 20: meshgate.control.v1.Registry.Deregister:output_type -> meshgate.control.v1.DeregisterResponse
+	13, // 21: meshgate.control.v1.Discovery.Stream:output_type -> meshgate.control.v1.DiscoveryResponse
+	15, // 22: meshgate.control.v1.Telemetry.Connect:output_type -> meshgate.control.v1.TelemetryCommand
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_control_proto_init() }
@@ -1084,9 +1260,9 @@ func file_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_control_proto_rawDesc), len(file_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_control_proto_goTypes,
 		DependencyIndexes: file_control_proto_depIdxs,

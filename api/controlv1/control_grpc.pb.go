@@ -426,3 +426,109 @@ var Discovery_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "control.proto",
 }
+
+const (
+	Telemetry_Connect_FullMethodName = "/meshgate.control.v1.Telemetry/Connect"
+)
+
+// TelemetryClient is the client API for Telemetry service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Telemetry carries what proxies see to the control plane: edge counters every few seconds, and
+// the request records a tap or an explain asks for. The proxy opens the stream with its workload
+// certificate and keeps it open; the control plane sends commands on it.
+type TelemetryClient interface {
+	// Connect is one proxy's telemetry stream.
+	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TelemetryReport, TelemetryCommand], error)
+}
+
+type telemetryClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewTelemetryClient(cc grpc.ClientConnInterface) TelemetryClient {
+	return &telemetryClient{cc}
+}
+
+func (c *telemetryClient) Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TelemetryReport, TelemetryCommand], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Telemetry_ServiceDesc.Streams[0], Telemetry_Connect_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TelemetryReport, TelemetryCommand]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Telemetry_ConnectClient = grpc.BidiStreamingClient[TelemetryReport, TelemetryCommand]
+
+// TelemetryServer is the server API for Telemetry service.
+// All implementations must embed UnimplementedTelemetryServer
+// for forward compatibility.
+//
+// Telemetry carries what proxies see to the control plane: edge counters every few seconds, and
+// the request records a tap or an explain asks for. The proxy opens the stream with its workload
+// certificate and keeps it open; the control plane sends commands on it.
+type TelemetryServer interface {
+	// Connect is one proxy's telemetry stream.
+	Connect(grpc.BidiStreamingServer[TelemetryReport, TelemetryCommand]) error
+	mustEmbedUnimplementedTelemetryServer()
+}
+
+// UnimplementedTelemetryServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedTelemetryServer struct{}
+
+func (UnimplementedTelemetryServer) Connect(grpc.BidiStreamingServer[TelemetryReport, TelemetryCommand]) error {
+	return status.Error(codes.Unimplemented, "method Connect not implemented")
+}
+func (UnimplementedTelemetryServer) mustEmbedUnimplementedTelemetryServer() {}
+func (UnimplementedTelemetryServer) testEmbeddedByValue()                   {}
+
+// UnsafeTelemetryServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to TelemetryServer will
+// result in compilation errors.
+type UnsafeTelemetryServer interface {
+	mustEmbedUnimplementedTelemetryServer()
+}
+
+func RegisterTelemetryServer(s grpc.ServiceRegistrar, srv TelemetryServer) {
+	// If the following call panics, it indicates UnimplementedTelemetryServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Telemetry_ServiceDesc, srv)
+}
+
+func _Telemetry_Connect_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TelemetryServer).Connect(&grpc.GenericServerStream[TelemetryReport, TelemetryCommand]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Telemetry_ConnectServer = grpc.BidiStreamingServer[TelemetryReport, TelemetryCommand]
+
+// Telemetry_ServiceDesc is the grpc.ServiceDesc for Telemetry service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Telemetry_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "meshgate.control.v1.Telemetry",
+	HandlerType: (*TelemetryServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Connect",
+			Handler:       _Telemetry_Connect_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "control.proto",
+}

@@ -77,6 +77,8 @@ func New(gw *gateway.Gateway, opts Options, log *slog.Logger) *Server {
 	} else {
 		mux.HandleFunc("PUT /config", s.putConfig)
 	}
+	mux.Handle("GET /debug/requests", requests(gw.Records()))
+	mux.Handle("GET /debug/tap", tap(gw.Records()))
 	for pattern, h := range opts.Handlers {
 		mux.Handle(pattern, h)
 	}

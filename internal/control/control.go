@@ -33,6 +33,7 @@ import (
 	"github.com/meshgate/meshgate/internal/control/push"
 	"github.com/meshgate/meshgate/internal/control/state"
 	"github.com/meshgate/meshgate/internal/control/store"
+	"github.com/meshgate/meshgate/internal/control/telemetry"
 	"github.com/meshgate/meshgate/internal/control/token"
 	"github.com/meshgate/meshgate/internal/control/xds"
 	"github.com/meshgate/meshgate/internal/identity"
@@ -124,6 +125,8 @@ type Server struct {
 	xdsLn   net.Listener
 	adminLn net.Listener
 	changed chan struct{} // CA, bundle or revocations changed: rebuild the state
+	// telemetry receives the proxies' counters and answers taps and look-ups.
+	telemetry *telemetry.Server
 	// revocations are the revoked identities as of the last state built.
 	revocations atomic.Pointer[[]state.Revocation]
 	state       stateHolder
@@ -163,6 +166,7 @@ func New(opts Options) (*Server, error) {
 		Authorize: s.authorizeNode,
 	})
 	s.xds = xds.New(xds.Options{Log: s.log.With("component", "xds"), Registerer: s.metrics.reg})
+	s.telemetry = telemetry.New(telemetry.Options{Authenticate: s.telemetryCaller, Log: s.log.With("component", "telemetry"), Now: opts.Now})
 	if err := s.listen(); err != nil {
 		s.closeListeners()
 		return nil, err
@@ -300,6 +304,7 @@ func (s *Server) Start() {
 	s.grpc = grpc.NewServer(append(grpcServerOptions(), grpc.Creds(credentials.NewTLS(tc)))...)
 	controlv1.RegisterIdentityServer(s.grpc, identityService{s: s})
 	controlv1.RegisterRegistryServer(s.grpc, registryService{s: s})
+	controlv1.RegisterTelemetryServer(s.grpc, s.telemetry)
 	s.push.Register(s.grpc)
 	s.goRun(func() { _ = s.grpc.Serve(s.grpcLn) })
 	if s.xdsLn != nil {

@@ -52,6 +52,7 @@ func StartControlled(o ControlledOptions) (*Controlled, error) {
 	}
 	reg := metrics.New()
 	gw := New(o.Log, reg)
+	gw.Describe(o.ID, push.RoleGateway, "", nil)
 	mm, err := mtls.NewMetrics(reg.Prom)
 	if err != nil {
 		return nil, err
@@ -79,7 +80,7 @@ func StartControlled(o ControlledOptions) (*Controlled, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ag, err := agent.New(agent.Options{
 		ControlAddress: o.Control, ControlCA: o.ControlCA, JoinToken: o.JoinToken, DataDir: o.DataDir,
-		TrustDomain: o.TrustDomain, Apply: apply, Log: o.Log.With("component", "agent"),
+		TrustDomain: o.TrustDomain, Apply: apply, Log: o.Log.With("component", "agent"), Records: gw.Records(),
 		Node: &controlv1.Node{Id: o.ID, Role: push.RoleGateway, Service: o.Name, Namespace: o.Namespace, BuildVersion: o.Version},
 		OnIdentity: func(src *identity.Source) {
 			gw.Engine().SetMeshDialer(mtls.NewDialer(src, nil, mm, revoked))

@@ -19,6 +19,7 @@ import (
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/observe/audit"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
+	"github.com/meshgate/meshgate/internal/observe/record"
 	"github.com/meshgate/meshgate/internal/proxy/engine"
 	"github.com/meshgate/meshgate/internal/proxy/http1"
 	"github.com/meshgate/meshgate/internal/proxy/listener"
@@ -37,6 +38,8 @@ type Gateway struct {
 	audit atomic.Pointer[audit.Log] // where config changes are recorded; nil: nowhere
 	// listen opens a listener's socket; listenTCP unless SetListen replaced it.
 	listen func(l *config.Listener) (net.Listener, error)
+	// records keeps the recent requests and live taps of this proxy.
+	records *record.Hub
 
 	mu        sync.Mutex // serialises Apply
 	listeners map[string]*running
@@ -64,8 +67,21 @@ type ReloadError struct {
 
 // New returns a gateway with nothing bound.
 func New(log *slog.Logger, m *metrics.Registry) *Gateway {
-	return &Gateway{log: log, metrics: m, engine: engine.New(log, m), acme: newACMESet(log),
-		listeners: map[string]*running{}, listen: func(l *config.Listener) (net.Listener, error) { return listenTCP(l.Address) }}
+	g := &Gateway{log: log, metrics: m, engine: engine.New(log, m), acme: newACMESet(log),
+		listeners: map[string]*running{}, listen: func(l *config.Listener) (net.Listener, error) { return listenTCP(l.Address) },
+		records: record.NewHub(0)}
+	host, _ := os.Hostname()
+	g.engine.SetRecorder(&engine.Recorder{Hub: g.records, Proxy: "gateway@" + host, Role: "gateway"})
+	return g
+}
+
+// Records returns the proxy's recent requests, live taps and edge counters.
+func (g *Gateway) Records() *record.Hub { return g.records }
+
+// Describe names the proxy in its request records: its name and role, for a sidecar its own
+// service and how its listeners map to directions. Call it before the first Apply.
+func (g *Gateway) Describe(proxy, role, self string, direction func(listener string) string) {
+	g.engine.SetRecorder(&engine.Recorder{Hub: g.records, Proxy: proxy, Role: role, Self: self, Direction: direction})
 }
 
 // SetListen replaces how listener sockets are opened: a sidecar serves its listeners from

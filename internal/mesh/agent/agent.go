@@ -32,6 +32,7 @@ import (
 	"github.com/meshgate/meshgate/internal/control/push"
 	"github.com/meshgate/meshgate/internal/control/state"
 	"github.com/meshgate/meshgate/internal/identity"
+	"github.com/meshgate/meshgate/internal/observe/record"
 	"github.com/meshgate/meshgate/internal/wait"
 )
 
@@ -58,6 +59,9 @@ type Options struct {
 	// OnIdentity, when set, is called with the proxy's certificate source before any config is
 	// applied (the engine dials mesh peers with it).
 	OnIdentity func(*identity.Source)
+	// Records, when set, are reported to the control plane (edge counters) and answer its taps
+	// and lookups.
+	Records *record.Hub
 	// CertTTL is the certificate lifetime asked for; zero takes the control plane's default.
 	CertTTL time.Duration
 	// Apply runs a new config; an error refuses it (NACK) and the previous one keeps running.
@@ -231,6 +235,13 @@ func (a *Agent) connect(ctx context.Context) error {
 		defer a.wg.Done()
 		_ = c.Run(pctx)
 	}()
+	if a.opts.Records != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.telemetry(pctx, conn)
+		}()
+	}
 	return nil
 }
 

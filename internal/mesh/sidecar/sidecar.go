@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,14 @@ func New(opts Options, control Control, reg *obsmetrics.Registry, onTargets func
 		virtuals: map[string]*connListener{}, ready: make(chan struct{}), onTargets: onTargets}
 	s.gw.SetListen(s.listen)
 	return s, nil
+}
+
+// direction tells the direction of a request by the engine listener it arrived on.
+func direction(listener string) string {
+	if strings.HasPrefix(listener, inboundPrefix) {
+		return "inbound"
+	}
+	return "outbound"
 }
 
 // Gateway is the sidecar's engine host (for the admin API).
@@ -170,7 +179,7 @@ func (s *Sidecar) Start(ctx context.Context) error {
 	ag, err := agent.New(agent.Options{
 		ControlAddress: s.control.Address, ControlCA: s.control.CA, JoinToken: s.control.JoinToken,
 		DataDir: s.control.DataDir, TrustDomain: s.control.TrustDomain, CertTTL: s.control.CertTTL,
-		Apply: s.apply, Log: s.log.With("component", "agent"),
+		Apply: s.apply, Log: s.log.With("component", "agent"), Records: s.gw.Records(),
 		Node: &controlv1.Node{Id: s.workloadID(), Role: push.RoleSidecar, Service: s.opts.Service,
 			Namespace: s.opts.Namespace, Calls: s.opts.Calls},
 		OnIdentity: func(src *identity.Source) {
@@ -183,6 +192,7 @@ func (s *Sidecar) Start(ctx context.Context) error {
 		return fail(err)
 	}
 	s.agent = ag
+	s.gw.Describe(s.workloadID(), push.RoleSidecar, s.opts.Service+"."+s.opts.Namespace, direction)
 	if err := ag.Start(s.ctx); err != nil {
 		return fail(err)
 	}

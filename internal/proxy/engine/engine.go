@@ -45,12 +45,13 @@ type Engine struct {
 	verifiers map[verifierKey]*jwtauth.Verifier
 	extAuthz  []*auth.ExtAuthz
 	// mesh dials mesh peers with the proxy's workload identity; nil for a gateway from a file.
-	mesh   MeshDialer
-	ctx    context.Context
-	cancel context.CancelFunc
-
+	mesh MeshDialer
+	// recorder receives a record of every request (tap, explain, edge counters); nil: none.
+	recorder *Recorder
 	// tracers counts replaced tracers still flushing; Close waits for them.
 	tracers sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
 }
 
 // New returns an engine with no table; every request gets 404 no_route until Apply.
@@ -241,6 +242,9 @@ func (e *Engine) observe(x *proxy.Exchange) {
 	}
 	if id := x.Identity; id != nil && id.Consumer != "" {
 		e.metrics.ConsumerRequests.WithLabelValues(id.Consumer, x.Route, code).Inc()
+	}
+	if r := e.recorder; r != nil {
+		r.record(x, status, d)
 	}
 	al := e.accessLog.Load()
 	if al == nil {
