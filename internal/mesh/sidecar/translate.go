@@ -52,6 +52,7 @@ func translate(in *config.Config, o *Options) (*plan, error) {
 	cfg := &config.Config{Version: 1, Admin: config.Admin{Address: "off"}, AccessLog: config.AccessLog{Path: o.AccessLog},
 		Authenticators: in.Authenticators, Consumers: in.Consumers, Plans: in.Plans}
 	p := &plan{cfg: cfg, targets: map[string]*meshTarget{}, byName: map[string]*meshTarget{}}
+	cfg.Telemetry = sidecarTelemetry(in.Telemetry, o)
 	own := ownService(in, o)
 	if own != nil {
 		if own.Inbound != nil && own.Inbound.MTLS == config.MTLSPermissive {
@@ -189,4 +190,17 @@ func joinHostPort(host string, port int) string {
 		return fmt.Sprintf("[%s]:%d", host, port)
 	}
 	return fmt.Sprintf("%s:%d", host, port)
+}
+
+// sidecarTelemetry copies the pushed telemetry block; its spans are named after the sidecar's
+// service unless the block names one.
+func sidecarTelemetry(in *config.Telemetry, o *Options) *config.Telemetry {
+	if in == nil || in.Tracing == nil {
+		return in
+	}
+	tr := *in.Tracing
+	if tr.ServiceName == "" {
+		tr.ServiceName = o.Service
+	}
+	return &config.Telemetry{Tracing: &tr}
 }
