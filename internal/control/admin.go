@@ -73,6 +73,8 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/explain/{id}", s.explain)
 	mux.HandleFunc("GET /v1/top", s.top)
 	mux.HandleFunc("GET /v1/impact", s.impact)
+	mux.HandleFunc("GET /v1/requests", s.recentRecords)
+	mux.HandleFunc("GET /v1/consumers", s.consumers)
 	mux.HandleFunc("GET /v1/revocations", s.listRevocations)
 	mux.HandleFunc("POST /v1/revocations", s.postRevocation)
 	mux.HandleFunc("GET /v1/history", s.history)

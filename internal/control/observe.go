@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/meshgate/meshgate/internal/control/telemetry"
@@ -201,4 +202,70 @@ func (s *Server) impact(w http.ResponseWriter, r *http.Request) {
 		return rows[i].Consumer < rows[j].Consumer
 	})
 	writeJSON(w, http.StatusOK, map[string]any{"service": svc, "since": covered.String(), "consumers": rows})
+}
+
+// recentRecords answers GET /v1/requests: every proxy's most recent records that the filter
+// matches (service, route, consumer, status such as 4xx, proxy), newest last; n bounds the
+// answer (default 100).
+func (s *Server) recentRecords(w http.ResponseWriter, r *http.Request) {
+	f, err := queryFilter(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	recs, err := s.telemetry.Recent(r.Context(), f, 2*time.Second)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "no_proxies", err.Error())
+		return
+	}
+	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+	if n <= 0 || n > 1000 {
+		n = 100
+	}
+	if len(recs) > n {
+		recs = recs[len(recs)-n:]
+	}
+	if recs == nil {
+		recs = []record.Record{}
+	}
+	writeJSON(w, http.StatusOK, recs)
+}
+
+// ConsumerRow is one consumer's traffic over a window, as the edge saw it.
+type ConsumerRow struct {
+	// Consumer is the consumer's name ("" for anonymous requests).
+	Consumer string `json:"consumer"`
+	// Requests and Failures count its edge requests; ErrorRate is their ratio.
+	Requests  uint64  `json:"requests"`
+	Failures  uint64  `json:"failures"`
+	ErrorRate float64 `json:"errorRate"`
+}
+
+// consumers answers GET /v1/consumers?window=5m: each consumer's edge requests and error rate.
+func (s *Server) consumers(w http.ResponseWriter, r *http.Request) {
+	d, err := queryDuration(r, "window", 5*time.Minute, 30*time.Minute)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	edges, covered := s.telemetry.Window().Since(d)
+	sum := map[string]*record.EdgeCounts{}
+	for i := range edges {
+		e := &edges[i]
+		if e.Direction != "edge" {
+			continue
+		}
+		c := sum[e.Consumer]
+		if c == nil {
+			c = &record.EdgeCounts{}
+			sum[e.Consumer] = c
+		}
+		c.Merge(&e.EdgeCounts)
+	}
+	rows := make([]ConsumerRow, 0, len(sum))
+	for k, c := range sum {
+		rows = append(rows, ConsumerRow{Consumer: k, Requests: c.Requests, Failures: c.Failures, ErrorRate: 1 - success(c)})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Requests > rows[j].Requests })
+	writeJSON(w, http.StatusOK, map[string]any{"window": covered.String(), "consumers": rows})
 }

@@ -206,11 +206,24 @@ func (s *Server) Tap(ctx context.Context, f *record.Filter, out func(record.Reco
 // Lookup asks every proxy for the records of request id and returns what arrives within wait,
 // oldest first.
 func (s *Server) Lookup(ctx context.Context, id string, wait time.Duration) ([]record.Record, error) {
-	cid := "lookup-" + strconv.FormatUint(s.nextID.Add(1), 10)
+	return s.ask(ctx, &controlv1.TelemetryCommand{Kind: "lookup", RequestId: id}, wait)
+}
+
+// Recent asks every proxy for its most recent records that f matches (up to 200 each) and
+// returns what arrives within wait, oldest first.
+func (s *Server) Recent(ctx context.Context, f *record.Filter, wait time.Duration) ([]record.Record, error) {
+	fb, _ := json.Marshal(f)
+	return s.ask(ctx, &controlv1.TelemetryCommand{Kind: "recent", Filter: fb}, wait)
+}
+
+// ask sends a one-answer command to every proxy and gathers the answers.
+func (s *Server) ask(ctx context.Context, c *controlv1.TelemetryCommand, wait time.Duration) ([]record.Record, error) {
+	cid := c.Kind + "-" + strconv.FormatUint(s.nextID.Add(1), 10)
+	c.Id = cid
 	ch := make(chan answer, 256)
 	s.answers.Store(cid, ch)
 	defer s.answers.Delete(cid)
-	n := s.broadcast(&controlv1.TelemetryCommand{Id: cid, Kind: "lookup", RequestId: id})
+	n := s.broadcast(c)
 	if n == 0 {
 		return nil, errNoProxies
 	}

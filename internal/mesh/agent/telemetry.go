@@ -21,6 +21,8 @@ const (
 	tapFlush = 100 * time.Millisecond
 	// tapBatch is the most records in one message.
 	tapBatch = 256
+	// recentMax is the most records one "recent" command gets from one proxy.
+	recentMax = 200
 )
 
 // telemetry keeps the proxy's telemetry stream to the control plane open on conn until ctx
@@ -111,6 +113,19 @@ func (a *Agent) telemetryOnce(ctx context.Context, conn *grpc.ClientConn) error 
 			case "lookup":
 				m := &controlv1.TelemetryReport{CommandId: c.GetId(), Done: true}
 				for _, r := range hub.Ring().Find(c.GetRequestId()) {
+					b, _ := json.Marshal(&r)
+					m.Records = append(m.Records, b)
+				}
+				if err := send(m); err != nil {
+					return err
+				}
+			case "recent":
+				var f record.Filter
+				if len(c.GetFilter()) > 0 && (json.Unmarshal(c.GetFilter(), &f) != nil || f.Check() != nil) {
+					f = record.Filter{Proxy: "\x00"} // malformed: match nothing
+				}
+				m := &controlv1.TelemetryReport{CommandId: c.GetId(), Done: true}
+				for _, r := range hub.Ring().Recent(&f, recentMax) {
 					b, _ := json.Marshal(&r)
 					m.Records = append(m.Records, b)
 				}

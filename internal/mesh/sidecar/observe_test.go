@@ -67,6 +67,23 @@ func TestObserveAcrossHops(t *testing.T) {
 		}
 	})
 
+	t.Run("recent", func(t *testing.T) {
+		resp, err := client.Get(admin + "/v1/requests?service=orders.shop&n=5")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var recs []record.Record
+		if err := json.NewDecoder(resp.Body).Decode(&recs); err != nil || len(recs) == 0 || len(recs) > 5 {
+			t.Fatalf("recent records: %v, %d", err, len(recs))
+		}
+		for _, r := range recs {
+			if r.Service != "orders.shop" {
+				t.Errorf("a record of service %q passed the filter", r.Service)
+			}
+		}
+	})
+
 	t.Run("tap", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
