@@ -28,7 +28,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true, // main prints them, except exit codes whose message is already out
 		Version:       version,
 	}
-	root.AddCommand(newGatewayCommand(), newSidecarCommand(), newValidateCommand(), newUpCommand(), newDemoServiceCommand(), newControlCommand(),
+	root.AddCommand(newGatewayCommand(), newSidecarCommand(), newValidateCommand(), newUpCommand(), newDemoServiceCommand(), newTapCommand(), newTopCommand(), newExplainCommand(), newImpactCommand(), newControlCommand(),
 		newApplyCommand(), newGetCommand(), newDeleteCommand(), newHistoryCommand(), newRollbackCommand())
 	return root
 }
