@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/control/dashboard"
 	"github.com/meshgate/meshgate/internal/control/push"
 	"github.com/meshgate/meshgate/internal/control/state"
 	"github.com/meshgate/meshgate/internal/control/store"
@@ -83,6 +84,7 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/workloads", s.workloads)
 	mux.HandleFunc("POST /v1/tokens", s.createToken)
 	mux.HandleFunc("POST /v1/ca/rotate", s.rotate)
+	mux.Handle(dashboard.Prefix, dashboard.New(dashboard.Options{API: mux, Paths: dashboard.ControlPaths(), Token: s.opts.AdminToken}))
 	if s.opts.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -93,11 +95,12 @@ func (s *Server) adminHandler() http.Handler {
 	return s.adminAuth(mux)
 }
 
-// adminAuth demands the admin token, when one is set, on everything but /live and /ready.
+// adminAuth demands the admin token, when one is set, on everything but /live and /ready, and
+// the dashboard, which checks it itself (the token or its session cookie).
 func (s *Server) adminAuth(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.opts.AdminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.AdminToken != "" && r.URL.Path != "/live" && r.URL.Path != "/ready" &&
+		if s.opts.AdminToken != "" && r.URL.Path != "/live" && r.URL.Path != "/ready" && !dashboard.Owns(r) &&
 			subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="meshgate-control"`)
 			writeError(w, http.StatusUnauthorized, "admin_unauthorized", "a valid admin bearer token is required")

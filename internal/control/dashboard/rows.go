@@ -1,0 +1,105 @@
+package dashboard
+
+import (
+	"sort"
+	"time"
+
+	"github.com/meshgate/meshgate/internal/observe/record"
+)
+
+// TopRow is one edge of the traffic graph over a window, as GET /v1/top answers it.
+type TopRow struct {
+	// Direction, Source, Service and Route identify the edge.
+	Direction string `json:"direction"`
+	Source    string `json:"source"`
+	Service   string `json:"service"`
+	Route     string `json:"route"`
+	// Requests is the count over the window; RPS the rate.
+	Requests uint64  `json:"requests"`
+	RPS      float64 `json:"rps"`
+	// Success is the share of requests that did not fail.
+	Success float64 `json:"success"`
+	// P50MS and P99MS estimate the latency.
+	P50MS float64 `json:"p50Ms"`
+	P99MS float64 `json:"p99Ms"`
+}
+
+// TopRows sums edges per direction, source, service and route over covered, busiest first.
+func TopRows(edges []record.Edge, covered time.Duration) []TopRow {
+	type key struct{ dir, src, svc, route string }
+	sum := map[key]*record.EdgeCounts{}
+	for i := range edges {
+		e := &edges[i]
+		k := key{e.Direction, e.Source, e.Service, e.Route}
+		c := sum[k]
+		if c == nil {
+			c = &record.EdgeCounts{}
+			sum[k] = c
+		}
+		c.Merge(&e.EdgeCounts)
+	}
+	secs := covered.Seconds()
+	if secs <= 0 {
+		secs = 1
+	}
+	rows := make([]TopRow, 0, len(sum))
+	for k, c := range sum {
+		rows = append(rows, TopRow{Direction: k.dir, Source: k.src, Service: k.svc, Route: k.route, Requests: c.Requests,
+			RPS: float64(c.Requests) / secs, Success: success(c), P50MS: c.Quantile(0.5), P99MS: c.Quantile(0.99)})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Requests != rows[j].Requests {
+			return rows[i].Requests > rows[j].Requests
+		}
+		if rows[i].Service != rows[j].Service {
+			return rows[i].Service < rows[j].Service
+		}
+		return rows[i].Route < rows[j].Route
+	})
+	return rows
+}
+
+// ConsumerRow is one consumer's edge traffic over a window, as GET /v1/consumers answers it.
+type ConsumerRow struct {
+	// Consumer is the consumer's name ("" for anonymous requests).
+	Consumer string `json:"consumer"`
+	// Requests and Failures count its edge requests; ErrorRate is their ratio.
+	Requests  uint64  `json:"requests"`
+	Failures  uint64  `json:"failures"`
+	ErrorRate float64 `json:"errorRate"`
+}
+
+// ConsumerRows sums the edge-direction counters per consumer, busiest first.
+func ConsumerRows(edges []record.Edge) []ConsumerRow {
+	sum := map[string]*record.EdgeCounts{}
+	for i := range edges {
+		e := &edges[i]
+		if e.Direction != "edge" {
+			continue
+		}
+		c := sum[e.Consumer]
+		if c == nil {
+			c = &record.EdgeCounts{}
+			sum[e.Consumer] = c
+		}
+		c.Merge(&e.EdgeCounts)
+	}
+	rows := make([]ConsumerRow, 0, len(sum))
+	for k, c := range sum {
+		rows = append(rows, ConsumerRow{Consumer: k, Requests: c.Requests, Failures: c.Failures, ErrorRate: 1 - success(c)})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Requests != rows[j].Requests {
+			return rows[i].Requests > rows[j].Requests
+		}
+		return rows[i].Consumer < rows[j].Consumer
+	})
+	return rows
+}
+
+func success(c *record.EdgeCounts) float64 {
+	if c.Requests == 0 {
+		return 1
+	}
+	return 1 - float64(c.Failures)/float64(c.Requests)
+}
