@@ -1,5 +1,6 @@
 // Package admin serves meshgate's admin HTTP API: liveness and readiness, Prometheus metrics, the
-// running config (GET) and config changes (PUT), and Go's pprof handlers when enabled. It listens on
+// running config (GET) and config changes (PUT), recent requests, the dashboard (for a gateway
+// from a file), and Go's pprof handlers when enabled. It listens on
 // loopback by default.
 package admin
 
@@ -22,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/control/dashboard"
 	"github.com/meshgate/meshgate/internal/gateway"
 )
 
@@ -57,6 +59,8 @@ type Server struct {
 	token []byte
 	tls   *tls.Config
 	extra func() error
+	// stats keeps the edge counters for the dashboard of a gateway from a file; nil otherwise.
+	stats *localStats
 }
 
 // New returns an admin server for gw; Start binds it.
@@ -79,6 +83,12 @@ func New(gw *gateway.Gateway, opts Options, log *slog.Logger) *Server {
 	}
 	mux.Handle("GET /debug/requests", requests(gw.Records()))
 	mux.Handle("GET /debug/tap", tap(gw.Records()))
+	if !opts.ConfigFromControl {
+		// A proxy on the control plane reports its counters there (its dashboard is the
+		// control plane's); a gateway from a file keeps them for its own dashboard.
+		s.stats = newLocalStats(gw.Records())
+		mux.Handle(dashboard.Prefix, dashboard.New(dashboard.Options{API: s.dashboardData(gw, s.stats), Paths: gatewayPaths(), Token: opts.Token}))
+	}
 	for pattern, h := range opts.Handlers {
 		mux.Handle(pattern, h)
 	}
@@ -113,6 +123,9 @@ func (s *Server) Start() error {
 		ln = tls.NewListener(ln, s.tls)
 	}
 	s.ln = ln
+	if s.stats != nil {
+		s.stats.start()
+	}
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		s.log.Warn("admin API is reachable beyond loopback", "address", ln.Addr().String(),
 			"token", len(s.token) > 0, "mtls", s.tls != nil && s.tls.ClientAuth == tls.RequireAndVerifyClientCert)
@@ -129,7 +142,12 @@ func (s *Server) Start() error {
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Shutdown stops the admin server.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.stats != nil {
+		s.stats.close()
+	}
+	return s.srv.Shutdown(ctx)
+}
 
 func (s *Server) live(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -217,13 +235,14 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 }
 
 // guard requires the bearer token, when one is set, on every path but /live and /ready (which
-// orchestrators probe without credentials and which reveal nothing).
+// orchestrators probe without credentials and which reveal nothing) and the dashboard (which
+// checks the token, or its session cookie, itself).
 func (s *Server) guard(next http.Handler) http.Handler {
 	if s.token == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/live" || r.URL.Path == "/ready" {
+		if r.URL.Path == "/live" || r.URL.Path == "/ready" || dashboard.Owns(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
