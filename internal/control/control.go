@@ -125,6 +125,8 @@ type Server struct {
 	xdsLn   net.Listener
 	adminLn net.Listener
 	changed chan struct{} // CA, bundle or revocations changed: rebuild the state
+	// edgeKey signs the edge context (pushed to every proxy).
+	edgeKey []byte
 	// telemetry receives the proxies' counters and answers taps and look-ups.
 	telemetry *telemetry.Server
 	// revocations are the revoked identities as of the last state built.
@@ -159,6 +161,9 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	if err := s.writeBootstrapFiles(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.loadEdgeKey(ctx); err != nil {
 		return nil, err
 	}
 	s.push = push.NewServer(push.ServerOptions{

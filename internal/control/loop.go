@@ -108,6 +108,7 @@ func (s *Server) publish(ctx context.Context, cfg *config.Config, cfgVersion uin
 	st := &state.State{
 		Version: s.state.version, ConfigVersion: cfgVersion, Config: cfg, Workloads: ws,
 		TrustBundle: s.ca().BundlePEM(), TrustDomain: s.trustDomain.String(), Revocations: revs,
+		EdgeKey: s.edgeKey,
 	}
 	resolved, problems := st.Resolve()
 	s.state.cur, s.state.problems = st, problems

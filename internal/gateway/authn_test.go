@@ -697,7 +697,7 @@ services:
 }
 
 // TestAuthnMetrics: meshgate_auth_total counts authentication outcomes by route, authenticator
-// and result, and meshgate_consumer_requests_total counts the requests of each consumer by route
+// and result, and meshgate_consumer_requests_total counts the requests of each consumer by service and route
 // and status, refused ones included once the consumer is known.
 func TestAuthnMetrics(t *testing.T) {
 	t.Parallel()
@@ -729,8 +729,8 @@ func TestAuthnMetrics(t *testing.T) {
 		{"meshgate_auth_total", map[string]string{"route": "key", "authenticator": "", "result": "missing"}, 1},
 		{"meshgate_auth_total", map[string]string{"route": "optional", "authenticator": "", "result": "anonymous"}, 1},
 		{"meshgate_auth_total", map[string]string{"route": "basic", "authenticator": "basic", "result": "authenticated"}, 1},
-		{"meshgate_consumer_requests_total", map[string]string{"consumer": "alice", "route": "key", "code": "200"}, 3},
-		{"meshgate_consumer_requests_total", map[string]string{"consumer": "alice", "route": "basic", "code": "200"}, 1},
+		{"meshgate_consumer_requests_total", map[string]string{"consumer": "alice", "service": "echo", "route": "key", "code": "200"}, 3},
+		{"meshgate_consumer_requests_total", map[string]string{"consumer": "alice", "service": "echo", "route": "basic", "code": "200"}, 1},
 	} {
 		if got := metric(m.name, m.labels); got != m.want {
 			t.Errorf("%s%v = %v; want %v", m.name, m.labels, got, m.want)

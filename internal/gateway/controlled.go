@@ -12,6 +12,7 @@ import (
 	"github.com/meshgate/meshgate/internal/control/push"
 	"github.com/meshgate/meshgate/internal/identity"
 	"github.com/meshgate/meshgate/internal/mesh/agent"
+	"github.com/meshgate/meshgate/internal/mesh/edgectx"
 	"github.com/meshgate/meshgate/internal/mesh/mtls"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
 )
@@ -58,6 +59,8 @@ func StartControlled(o ControlledOptions) (*Controlled, error) {
 		return nil, err
 	}
 	revoked := &mtls.Revocations{}
+	edgeKey := &edgectx.Key{}
+	gw.Engine().SetEdgeKey(edgeKey)
 	apply := func(s *push.Snapshot) error {
 		cfg, err := s.Config()
 		if err != nil {
@@ -68,6 +71,7 @@ func StartControlled(o ControlledOptions) (*Controlled, error) {
 			return err
 		}
 		revoked.Set(revs)
+		edgeKey.Set(s.EdgeKey())
 		cfg.Admin, cfg.AccessLog = o.Admin, o.AccessLog
 		cfg.Source.File = "<control version " + s.Version + ">"
 		config.ApplyDefaults(cfg)

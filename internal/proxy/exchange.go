@@ -87,6 +87,11 @@ type Exchange struct {
 	Attempts int
 	// Trace records the exchange's upstream attempts when tracing is on; nil otherwise.
 	Trace AttemptTracer
+	// AtEdge is set when the request arrived on a gateway listener (from outside the mesh).
+	AtEdge bool
+	// EdgeConsumer, EdgePlan and EdgeRoute are what the edge decided about the request, from a
+	// verified edge context header at a sidecar hop; "" otherwise.
+	EdgeConsumer, EdgePlan, EdgeRoute string
 }
 
 // Reset clears x for reuse on the next request of the same connection, keeping allocated capacity.

@@ -27,7 +27,12 @@ const (
 	TypeBundle        = "bundle"
 	TypeRevocations   = "revocations"
 	TypeTelemetry     = "telemetry"
+	TypeEdgeKey       = "edgekey"
 )
+
+// EdgeKeyName is the name of the one edge context key resource ("edgekey/mesh"): the raw key
+// proxies sign and verify the edge context with (see internal/mesh/edgectx).
+const EdgeKeyName = "mesh"
 
 // TelemetryName is the name of the one telemetry resource ("telemetry/mesh"): the config's
 // top-level telemetry block as JSON, sent to every proxy while the config has one.

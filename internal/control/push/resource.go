@@ -70,6 +70,9 @@ func buildIndex(st *state.State, prev *index) (*index, []error) {
 	if len(st.TrustBundle) > 0 {
 		ix.put(TypeBundle, BundleName, bytes.Clone(st.TrustBundle), prev)
 	}
+	if len(st.EdgeKey) > 0 {
+		ix.put(TypeEdgeKey, EdgeKeyName, bytes.Clone(st.EdgeKey), prev)
+	}
 	if len(st.Revocations) > 0 {
 		add(TypeRevocations, RevocationsName, st.Revocations)
 	}

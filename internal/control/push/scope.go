@@ -125,6 +125,7 @@ func (s scope) resources(ix *index) map[string]*controlv1.Resource {
 	}
 	add(TypeBundle, BundleName)
 	add(TypeRevocations, RevocationsName)
+	add(TypeEdgeKey, EdgeKeyName)
 	add(TypeTelemetry, TelemetryName)
 	return out
 }

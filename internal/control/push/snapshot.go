@@ -56,7 +56,7 @@ func (s *Snapshot) Config() (*config.Config, error) {
 				break
 			}
 			cfg.Telemetry = &t
-		case TypeBundle, TypeRevocations:
+		case TypeBundle, TypeRevocations, TypeEdgeKey:
 		default:
 			err = fmt.Errorf("push: resource %s: unknown type %q", k, r.GetType())
 		}
@@ -65,6 +65,14 @@ func (s *Snapshot) Config() (*config.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// EdgeKey returns the mesh's edge context key, or nil.
+func (s *Snapshot) EdgeKey() []byte {
+	if r := s.Resources[Key(TypeEdgeKey, EdgeKeyName)]; r != nil {
+		return r.GetBody()
+	}
+	return nil
 }
 
 // Revocations returns the revoked identities the snapshot carries.

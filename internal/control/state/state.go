@@ -83,6 +83,8 @@ type State struct {
 	TrustDomain string
 	// Revocations are the revoked identities every proxy refuses.
 	Revocations []Revocation
+	// EdgeKey is the key proxies sign and verify the edge context with.
+	EdgeKey []byte
 
 	resolveOnce sync.Once
 	resolved    *config.Config

@@ -19,6 +19,7 @@ import (
 	"github.com/meshgate/meshgate/internal/gateway"
 	"github.com/meshgate/meshgate/internal/identity"
 	"github.com/meshgate/meshgate/internal/mesh/agent"
+	"github.com/meshgate/meshgate/internal/mesh/edgectx"
 	"github.com/meshgate/meshgate/internal/mesh/mtls"
 	obsmetrics "github.com/meshgate/meshgate/internal/observe/metrics"
 )
@@ -50,6 +51,7 @@ type Sidecar struct {
 
 	plan     atomic.Pointer[plan]
 	revoked  mtls.Revocations // the identities the control plane revoked
+	edgeKey  edgectx.Key      // verifies the edge context
 	acceptor atomic.Pointer[mtls.Acceptor]
 	source   atomic.Pointer[identity.Source]
 
@@ -87,6 +89,7 @@ func New(opts Options, control Control, reg *obsmetrics.Registry, onTargets func
 	s := &Sidecar{opts: opts, control: control, log: opts.Log, gw: gateway.New(opts.Log, reg), m: m,
 		virtuals: map[string]*connListener{}, ready: make(chan struct{}), onTargets: onTargets}
 	s.gw.SetListen(s.listen)
+	s.gw.Engine().SetEdgeKey(&s.edgeKey)
 	return s, nil
 }
 
@@ -255,6 +258,7 @@ func (s *Sidecar) apply(snap *push.Snapshot) error {
 	}
 	s.plan.Store(p)
 	s.revoked.Set(revs)
+	s.edgeKey.Set(snap.EdgeKey())
 	return nil
 }
 

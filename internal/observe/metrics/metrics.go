@@ -47,6 +47,8 @@ type Registry struct {
 	// ConsumerRequests counts requests of authenticated consumers by consumer, route and status
 	// code.
 	ConsumerRequests *prometheus.CounterVec
+	// EdgeContextRejected counts edge context headers dropped by reason.
+	EdgeContextRejected *prometheus.CounterVec
 	// ConcurrencyLimit is each service's adaptive concurrency limit.
 	ConcurrencyLimit *prometheus.GaugeVec
 	// ConcurrencyLimited counts requests the adaptive concurrency limit refused, by service.
@@ -119,8 +121,12 @@ func New() *Registry {
 	}, []string{"route", "rule", "decision"})
 	r.ConsumerRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshgate_consumer_requests_total",
-		Help: "Requests of authenticated consumers by consumer, route and status code.",
-	}, []string{"consumer", "route", "code"})
+		Help: "Requests made for edge consumers by consumer, service, route and status code, at the gateway and (with the consumer the edge decided, carried in the signed edge context) at every sidecar hop.",
+	}, []string{"consumer", "service", "route", "code"})
+	r.EdgeContextRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_edge_context_rejected_total",
+		Help: "Edge context headers a sidecar dropped, by reason (bad_signature, expired, malformed, no_key, other_request).",
+	}, []string{"reason"})
 	r.ConcurrencyLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_adaptive_concurrency_limit",
 		Help: "The adaptive concurrency limit of each service that has one.",
@@ -129,7 +135,7 @@ func New() *Registry {
 		Name: "meshgate_adaptive_concurrency_limited_total",
 		Help: "Requests the adaptive concurrency limit refused with 503 concurrency_limited, by service.",
 	}, []string{"service"})
-	r.Prom.MustRegister(r.Retries, r.RetryBudgetExhausted, r.RateLimitDecisions, r.AuthzDecisions, r.ConsumerRequests,
+	r.Prom.MustRegister(r.Retries, r.RetryBudgetExhausted, r.RateLimitDecisions, r.AuthzDecisions, r.ConsumerRequests, r.EdgeContextRejected,
 		r.ConcurrencyLimit, r.ConcurrencyLimited,
 		r.Requests, r.RequestDuration, r.UpstreamDuration, r.UpstreamConnections,
 		r.UpstreamConnects, r.DownstreamConnections, r.EndpointHealthy, r.Reloads, r.ConfigVersion,

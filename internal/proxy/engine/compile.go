@@ -48,7 +48,7 @@ func (e *Engine) compile(cfg *config.Config) (t *Table, created []*service, err 
 				continue
 			}
 		}
-		s, err := newService(svc, e.log, e.metrics, e.mesh)
+		s, err := newService(svc, e.log, e.metrics, e.mesh, e.edge)
 		if err != nil {
 			return nil, created, fmt.Errorf("service %q: %w", svc.Name, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/mesh/edgectx"
 	"github.com/meshgate/meshgate/internal/observe/accesslog"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
 	"github.com/meshgate/meshgate/internal/proxy"
@@ -46,8 +47,11 @@ type Engine struct {
 	extAuthz  []*auth.ExtAuthz
 	// mesh dials mesh peers with the proxy's workload identity; nil for a gateway from a file.
 	mesh MeshDialer
-	// recorder receives a record of every request (tap, explain, edge counters); nil: none.
+	// recorder receives a record of every request (tap, explain, edge counters); nil: none. It
+	// also says which listeners are the edge.
 	recorder *Recorder
+	// edge signs the edge context at the gateway and verifies it at sidecars; nil: none.
+	edge *edgectx.Key
 	// tracers counts replaced tracers still flushing; Close waits for them.
 	tracers sync.WaitGroup
 	ctx     context.Context
@@ -76,6 +80,9 @@ func (e *Engine) Apply(cfg *config.Config) (*Table, error) {
 	defer e.mu.Unlock()
 	old := e.table.Load()
 	t, created, err := e.compile(cfg)
+	if t != nil {
+		t.edge, t.rec, t.reg = e.edge, e.recorder, e.metrics
+	}
 	if err != nil {
 		for _, s := range created {
 			s.close()
@@ -241,7 +248,9 @@ func (e *Engine) observe(x *proxy.Exchange) {
 		e.metrics.UpstreamDuration.WithLabelValues(x.Service).Observe(x.UpstreamDuration.Seconds())
 	}
 	if id := x.Identity; id != nil && id.Consumer != "" {
-		e.metrics.ConsumerRequests.WithLabelValues(id.Consumer, x.Route, code).Inc()
+		e.metrics.ConsumerRequests.WithLabelValues(id.Consumer, x.Service, x.Route, code).Inc()
+	} else if x.EdgeConsumer != "" {
+		e.metrics.ConsumerRequests.WithLabelValues(x.EdgeConsumer, x.Service, x.Route, code).Inc()
 	}
 	if r := e.recorder; r != nil {
 		r.record(x, status, d)

@@ -50,9 +50,13 @@ func (r *Recorder) record(x *proxy.Exchange, status int, d time.Duration) {
 	}
 	if id := x.Identity; id != nil {
 		rec.Consumer, rec.Plan = id.Consumer, id.Plan
+	} else {
+		rec.Consumer, rec.Plan = x.EdgeConsumer, x.EdgePlan
 	}
 	if dir == "edge" {
 		rec.EdgeRoute = x.Route
+	} else {
+		rec.EdgeRoute = x.EdgeRoute
 	}
 	if x.Err != nil && status >= 400 {
 		rec.Error = x.Err.Error()

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/mesh/edgectx"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/proxy/cluster"
@@ -27,6 +28,7 @@ type service struct {
 	cluster     *cluster.Cluster
 	transport   upstream.Transport
 	dial        upstream.DialFunc // mutual TLS to mesh peers; nil for plain TCP
+	edge        *edgectx.Key      // signs the edge context of calls from the edge to mesh peers
 	hashOn      *config.HashOn
 	// adaptive limits the requests in flight by observed latency; nil when not configured.
 	adaptive *adaptive.Limiter
@@ -38,7 +40,7 @@ type service struct {
 // The HTTP/1 transport's pools enforce a circuit breaker's connection thresholds.
 var _ upstream.ConnLimiter = (*cluster.Breaker)(nil)
 
-func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry, md MeshDialer) (*service, error) {
+func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry, md MeshDialer, edge *edgectx.Key) (*service, error) {
 	name := svc.Name
 	dial, err := meshDial(svc, md)
 	if err != nil {
@@ -107,7 +109,7 @@ func newService(svc *config.Service, log *slog.Logger, m *metrics.Registry, md M
 		tr = upstream.NewHTTP1(opts)
 	}
 	s := &service{name: name, fingerprint: cluster.Fingerprint(svc), settings: cluster.SettingsFingerprint(svc),
-		cluster: cl, transport: tr, dial: dial, hashOn: svc.LoadBalancer.Hash, metrics: m}
+		cluster: cl, transport: tr, dial: dial, edge: edge, hashOn: svc.LoadBalancer.Hash, metrics: m}
 	if a := svc.AdaptiveConcurrency; a != nil {
 		s.adaptive = adaptive.New(adaptive.Options{InitialLimit: a.InitialLimit, MinLimit: a.MinLimit, MaxLimit: a.MaxLimit,
 			SampleWindow: a.SampleWindow, Tolerance: a.Tolerance})
@@ -202,6 +204,7 @@ func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (_ *clus
 	reached = true
 	var ph *peerHold
 	if s.dial != nil {
+		signEdge(s.edge, x)
 		// A mesh peer may answer that its workload is unreachable: see peerHold.
 		ph = &peerHold{inner: x.Hold}
 		x.Hold = ph

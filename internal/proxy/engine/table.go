@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/config"
+	"github.com/meshgate/meshgate/internal/mesh/edgectx"
+	"github.com/meshgate/meshgate/internal/observe/metrics"
 	"github.com/meshgate/meshgate/internal/proxy"
 	"github.com/meshgate/meshgate/internal/proxy/pathnorm"
 	"github.com/meshgate/meshgate/internal/proxy/router"
@@ -29,6 +31,10 @@ type Table struct {
 	budgets   map[budgetKey]*retryBudget
 	sec       *security
 	tracing   *tracing // nil: tracing is off
+	// edge signs and verifies the edge context; rec says which listeners are the edge.
+	edge *edgectx.Key
+	rec  *Recorder
+	reg  *metrics.Registry
 	// pending are the endpoint updates of running services that Apply makes when it accepts the
 	// table; Apply clears it.
 	pending []endpointUpdate
@@ -64,6 +70,7 @@ func (t *Table) serve(x *proxy.Exchange) error {
 		}
 	}
 	lt.prepare(x)
+	t.edgeIn(x)
 	norm, err := pathnorm.Normalize(x.Req.Path, lt.paths)
 	if err != nil {
 		return proxy.Fail(400, proxy.ReasonBadPath, err)
