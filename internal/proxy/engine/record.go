@@ -45,6 +45,8 @@ func (r *Recorder) record(x *proxy.Exchange, status int, d time.Duration) {
 		rec.Source = ServiceOfID(x.PeerID)
 	case dir == "outbound":
 		rec.Source = r.Self
+	case x.ClientIP.IsValid() && x.PeerText != "" && x.ClientIP == x.Peer.Addr().Unmap():
+		rec.Source = x.PeerText // formatted once per connection
 	case x.ClientIP.IsValid():
 		rec.Source = x.ClientIP.String()
 	}
