@@ -210,6 +210,8 @@ func TestDashboardAuth(t *testing.T) {
 		{"wrong token", "POST", "/dashboard/login", formHdr, form("nope"), 401, "Wrong token."},
 		{"cross-origin login", "POST", "/dashboard/login",
 			map[string]string{"Content-Type": formHdr["Content-Type"], "Origin": "http://evil.test"}, form(testToken), 403, ""},
+		{"cross-site login by fetch metadata", "POST", "/dashboard/login",
+			map[string]string{"Content-Type": formHdr["Content-Type"], "Sec-Fetch-Site": "same-site"}, form(testToken), 403, ""},
 		{"script and style are public", "GET", "/dashboard/app.js", nil, "", 200, "REFRESH_MS"},
 		{"live stays open", "GET", "/live", nil, "", 200, "live"},
 	}

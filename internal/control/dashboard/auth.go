@@ -89,9 +89,13 @@ func (h *handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
 }
 
-// sameOrigin reports whether a form post comes from this origin: its Origin header, when the
-// browser sent one, names the host the request was sent to.
+// sameOrigin reports whether a form post comes from this origin: the browser's Sec-Fetch-Site
+// says so, or, from a browser that sends none, its Origin header (when sent) names the host the
+// request was sent to.
 func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
+	}
 	o := r.Header.Get("Origin")
 	if o == "" {
 		return true

@@ -4,7 +4,7 @@
 
 const REFRESH_MS = 2000;
 const SVG_NS = "http://www.w3.org/2000/svg";
-const NODE_W = 170, NODE_H = 44, COL_GAP = 300, ROW_GAP = 84, PAD = 24;
+const NODE_W = 170, NODE_H = 44, COL_GAP = 350, ROW_GAP = 84, PAD = 24;
 const POLICY_KEYS = ["auth", "authz", "rateLimit", "retry", "timeout", "fault", "mirror", "ipAccess", "cors",
   "maxBodyBytes", "streamIdleTimeout", "filters"];
 
@@ -150,7 +150,7 @@ function drawGraph(top, status) {
       const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x, y2 = b.y + NODE_H / 2;
       const mx = (x1 + x2) / 2;
       d = `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
-      lx = mx; ly = (y1 + y2) / 2 - 8;
+      lx = mx; ly = (y1 + y2) / 2 - 21;
     } else {
       // A call back to an earlier or the same column: an arc below both nodes.
       const x1 = a.x + NODE_W / 2, y1 = a.y + NODE_H, x2 = b.x + NODE_W / 2 + (a === b ? 30 : 0), y2 = b.y + NODE_H;
@@ -226,7 +226,7 @@ function drawStatus(st) {
     return el("tr", { class: "proxy" }, el("td", {}, p.id), el("td", {}, p.role),
       el("td", {}, `${p.namespace}/${p.service}`), el("td", { class: cls }, state));
   });
-  if (!proxies.length) proxies.push(el("tr", {}, el("td", { colspan: 4, class: "muted" }, st.rotation ? "No proxy connected." : "-")));
+  if (!proxies.length) proxies.push(el("tr", {}, el("td", { colspan: 4, class: "muted" }, st.rotation ? "No proxy connected." : "none: not on a control plane")));
   fillBody(document.getElementById("proxies"), proxies);
 }
 
