@@ -57,7 +57,13 @@ func RunService(ctx context.Context, o ServiceOptions, log *slog.Logger) error {
 		status := 200
 		if target, ok := next[o.Service]; ok {
 			req, _ := http.NewRequestWithContext(r.Context(), "GET", target, nil)
-			req.Header.Set("X-Request-Id", r.Header.Get("X-Request-Id"))
+			// Forward what a traced mesh application forwards: the request id, the trace
+			// context and the edge context (who the request is for).
+			for _, h := range []string{"X-Request-Id", "Traceparent", "Tracestate", "Baggage", "X-Meshgate-Context"} {
+				if v := r.Header.Get(h); v != "" {
+					req.Header.Set(h, v)
+				}
+			}
 			resp, err := client.Do(req)
 			if err != nil {
 				h.Error, status = err.Error(), 502

@@ -59,3 +59,11 @@ func RespondError(x *Exchange, err error) error {
 	}
 	return Respond(x, e.Status, e.Reason, "text/plain; charset=utf-8", strconv.Itoa(e.Status)+" "+e.Reason+"\n", extra...)
 }
+
+// EchoRequestID adds the request id to an upstream response at the edge, so that a client can
+// name the request to `meshgate explain`; an id the upstream set is kept.
+func EchoRequestID(x *Exchange, resp *httpmsg.Response) {
+	if x.AtEdge && x.ID != "" && !resp.Header.Has("X-Request-Id") {
+		resp.Header = append(resp.Header, httpmsg.Field{Name: "X-Request-Id", Value: x.ID})
+	}
+}

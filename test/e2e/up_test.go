@@ -63,6 +63,37 @@ func testUp(t *testing.T, mode string) {
 		}
 	})
 
+	t.Run("explain, top and impact", func(t *testing.T) {
+		server := "http://" + controlAdmin
+		r := runCurl(t, base+"/shop/order", "-H", "X-API-Key: acme-key")
+		id := r.Header.Get("X-Request-Id")
+		if r.Status != 200 || id == "" {
+			t.Fatalf("call as acme: %d, request id %q", r.Status, id)
+		}
+		var out string
+		if !pollUntil(20*time.Second, func() bool {
+			code, stdout, _ := runMeshgate(t, t.TempDir(), "explain", id, "--server", server)
+			out = stdout
+			return code == 0 && strings.Count(stdout, "consumer acme") >= 4 && strings.Contains(stdout, "payments")
+		}) {
+			t.Fatalf("meshgate explain %s: the consumer at every hop, down to payments:\n%s", id, out)
+		}
+		if !pollUntil(30*time.Second, func() bool {
+			code, stdout, _ := runMeshgate(t, t.TempDir(), "top", "--once", "--server", server)
+			out = stdout
+			return code == 0 && strings.Contains(stdout, "payments")
+		}) {
+			t.Fatalf("meshgate top shows no edge to payments:\n%s", out)
+		}
+		if !pollUntil(30*time.Second, func() bool {
+			code, stdout, _ := runMeshgate(t, t.TempDir(), "impact", "--service", "orders", "--server", server)
+			out = stdout
+			return code == 0 && strings.Contains(stdout, "acme")
+		}) {
+			t.Fatalf("meshgate impact --service orders does not name acme:\n%s", out)
+		}
+	})
+
 	t.Run("failover", func(t *testing.T) {
 		if r := runCurl(t, base+"/orders/crash", "-X", "POST"); r.Status != 200 {
 			t.Fatalf("crash: %d %s", r.Status, r.Body)

@@ -644,6 +644,7 @@ func (t *HTTP1) relay(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) err
 	for _, edit := range x.ResponseEdits {
 		edit(resp)
 	}
+	proxy.EchoRequestID(x, resp)
 	x.Status = resp.Status
 	bodyLen := resp.ContentLength
 	chunked := resp.Chunked

@@ -186,6 +186,7 @@ func (t *HTTP2) forward(ctx context.Context, x *proxy.Exchange, addr string, idl
 	for _, edit := range x.ResponseEdits {
 		edit(&resp)
 	}
+	proxy.EchoRequestID(x, &resp)
 	x.Status = resp.Status
 	if err := x.W.WriteHead(&resp); err != nil {
 		return proxy.Fail(499, proxy.ReasonDownstreamReset, err)

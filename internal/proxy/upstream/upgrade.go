@@ -52,6 +52,7 @@ func (t *HTTP1) forwardUpgrade(x *proxy.Exchange, p *connPool) error {
 	for _, edit := range x.ResponseEdits {
 		edit(&resp)
 	}
+	proxy.EchoRequestID(x, &resp)
 	resp.Header.Add("Connection", "Upgrade")
 	resp.Header.Add("Upgrade", upgrade)
 	x.Status = 101
