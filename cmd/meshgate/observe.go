@@ -16,7 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meshgate/meshgate/internal/control"
+	"github.com/meshgate/meshgate/internal/control/telemetry"
 	"github.com/meshgate/meshgate/internal/observe/record"
 )
 
@@ -146,8 +146,8 @@ func newTopCommand() *cobra.Command {
 			defer stop()
 			for {
 				var top struct {
-					Window string           `json:"window"`
-					Edges  []control.TopRow `json:"edges"`
+					Window string             `json:"window"`
+					Edges  []telemetry.TopRow `json:"edges"`
 				}
 				if err := c.getJSON(ctx, "/v1/top?window="+window.String(), &top); err != nil {
 					return err
@@ -236,9 +236,9 @@ func newImpactCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out struct {
-				Service   string              `json:"service"`
-				Since     string              `json:"since"`
-				Consumers []control.ImpactRow `json:"consumers"`
+				Service   string                `json:"service"`
+				Since     string                `json:"since"`
+				Consumers []telemetry.ImpactRow `json:"consumers"`
 			}
 			q := url.Values{"service": {service}, "since": {since.String()}}
 			if err := c.getJSON(cmd.Context(), "/v1/impact?"+q.Encode(), &out); err != nil {

@@ -75,7 +75,7 @@ func (s *Server) dashboardData(gw *gateway.Gateway, l *localStats) http.Handler 
 			return
 		}
 		edges, covered := l.since(d)
-		writeJSON(w, http.StatusOK, map[string]any{"window": covered.Round(time.Second).String(), "edges": dashboard.TopRows(edges, covered)})
+		writeJSON(w, http.StatusOK, map[string]any{"window": covered.Round(time.Second).String(), "edges": telemetry.TopRows(edges, covered)})
 	})
 	mux.HandleFunc("GET /consumers", func(w http.ResponseWriter, r *http.Request) {
 		d, ok := windowParam(w, r, 5*time.Minute)
@@ -83,7 +83,7 @@ func (s *Server) dashboardData(gw *gateway.Gateway, l *localStats) http.Handler 
 			return
 		}
 		edges, covered := l.since(d)
-		writeJSON(w, http.StatusOK, map[string]any{"window": covered.Round(time.Second).String(), "consumers": dashboard.ConsumerRows(edges)})
+		writeJSON(w, http.StatusOK, map[string]any{"window": covered.Round(time.Second).String(), "consumers": telemetry.ConsumerRows(edges)})
 	})
 	mux.HandleFunc("GET /requests", func(w http.ResponseWriter, r *http.Request) {
 		f, err := filterFrom(r)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/internal/control/dashboard"
+	"github.com/meshgate/meshgate/internal/control/telemetry"
 	"github.com/meshgate/meshgate/internal/gateway"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
 )
@@ -101,10 +102,10 @@ func TestDashboardData(t *testing.T) {
 	}
 	var top struct {
 		Window string             `json:"window"`
-		Edges  []dashboard.TopRow `json:"edges"`
+		Edges  []telemetry.TopRow `json:"edges"`
 	}
 	getJSON(t, c, admin+"/dashboard/api/top?window=1m", nil, &top)
-	var app *dashboard.TopRow
+	var app *telemetry.TopRow
 	for i := range top.Edges {
 		if top.Edges[i].Direction == "edge" && top.Edges[i].Service == "app" {
 			app = &top.Edges[i]
@@ -119,7 +120,7 @@ func TestDashboardData(t *testing.T) {
 		t.Fatalf("top, asked again: %+v", top)
 	}
 	var cons struct {
-		Consumers []dashboard.ConsumerRow `json:"consumers"`
+		Consumers []telemetry.ConsumerRow `json:"consumers"`
 	}
 	getJSON(t, c, admin+"/dashboard/api/consumers", nil, &cons)
 	if len(cons.Consumers) != 1 || cons.Consumers[0].Consumer != "" || cons.Consumers[0].Requests != 6 {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sort"
 	"strconv"
 	"time"
 
@@ -90,23 +89,6 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, recs)
 }
 
-// TopRow is one edge of `meshgate top` and the dashboard.
-type TopRow struct {
-	// Direction, Source, Service and Route identify the edge.
-	Direction string `json:"direction"`
-	Source    string `json:"source"`
-	Service   string `json:"service"`
-	Route     string `json:"route"`
-	// Requests is the count over the window; RPS the rate.
-	Requests uint64  `json:"requests"`
-	RPS      float64 `json:"rps"`
-	// Success is the share of requests that did not fail.
-	Success float64 `json:"success"`
-	// P50MS and P99MS estimate the latency.
-	P50MS float64 `json:"p50Ms"`
-	P99MS float64 `json:"p99Ms"`
-}
-
 // top answers GET /v1/top?window=1m: every edge's rate, success and latency.
 func (s *Server) top(w http.ResponseWriter, r *http.Request) {
 	d, err := queryDuration(r, "window", time.Minute, 30*time.Minute)
@@ -115,49 +97,8 @@ func (s *Server) top(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	edges, covered := s.telemetry.Window().Since(d)
-	type key struct{ dir, src, svc, route string }
-	sum := map[key]*record.EdgeCounts{}
-	for i := range edges {
-		e := &edges[i]
-		k := key{e.Direction, e.Source, e.Service, e.Route}
-		c := sum[k]
-		if c == nil {
-			c = &record.EdgeCounts{}
-			sum[k] = c
-		}
-		c.Merge(&e.EdgeCounts)
-	}
-	rows := make([]TopRow, 0, len(sum))
-	for k, c := range sum {
-		rows = append(rows, TopRow{Direction: k.dir, Source: k.src, Service: k.svc, Route: k.route, Requests: c.Requests,
-			RPS: float64(c.Requests) / covered.Seconds(), Success: success(c), P50MS: c.Quantile(0.5), P99MS: c.Quantile(0.99)})
-	}
-	sort.Slice(rows, func(i, j int) bool {
-		if rows[i].Requests != rows[j].Requests {
-			return rows[i].Requests > rows[j].Requests
-		}
-		return rows[i].Service < rows[j].Service
-	})
+	rows := telemetry.TopRows(edges, covered)
 	writeJSON(w, http.StatusOK, map[string]any{"window": covered.String(), "edges": rows})
-}
-
-func success(c *record.EdgeCounts) float64 {
-	if c.Requests == 0 {
-		return 1
-	}
-	return 1 - float64(c.Failures)/float64(c.Requests)
-}
-
-// ImpactRow is what failures of a service did to one consumer on one edge route.
-type ImpactRow struct {
-	// Consumer and EdgeRoute are who was hit, and through which public route.
-	Consumer  string `json:"consumer"`
-	EdgeRoute string `json:"edgeRoute"`
-	// Requests reached the service on their behalf; Failures failed there.
-	Requests uint64 `json:"requests"`
-	Failures uint64 `json:"failures"`
-	// ErrorRate is Failures / Requests.
-	ErrorRate float64 `json:"errorRate"`
 }
 
 // impact answers GET /v1/impact?service=X&since=10m: which consumers and edge routes the
@@ -174,33 +115,7 @@ func (s *Server) impact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	edges, covered := s.telemetry.Window().Since(d)
-	type key struct{ consumer, route string }
-	sum := map[key]*record.EdgeCounts{}
-	for i := range edges {
-		e := &edges[i]
-		// The callers' view of the service: outbound calls from sidecars and the gateway's own.
-		if e.Service != svc || e.Direction == "inbound" {
-			continue
-		}
-		k := key{e.Consumer, e.EdgeRoute}
-		c := sum[k]
-		if c == nil {
-			c = &record.EdgeCounts{}
-			sum[k] = c
-		}
-		c.Merge(&e.EdgeCounts)
-	}
-	rows := make([]ImpactRow, 0, len(sum))
-	for k, c := range sum {
-		rows = append(rows, ImpactRow{Consumer: k.consumer, EdgeRoute: k.route, Requests: c.Requests, Failures: c.Failures,
-			ErrorRate: 1 - success(c)})
-	}
-	sort.Slice(rows, func(i, j int) bool {
-		if rows[i].Failures != rows[j].Failures {
-			return rows[i].Failures > rows[j].Failures
-		}
-		return rows[i].Consumer < rows[j].Consumer
-	})
+	rows := telemetry.ImpactRows(edges, svc)
 	writeJSON(w, http.StatusOK, map[string]any{"service": svc, "since": covered.String(), "consumers": rows})
 }
 
@@ -231,16 +146,6 @@ func (s *Server) recentRecords(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, recs)
 }
 
-// ConsumerRow is one consumer's traffic over a window, as the edge saw it.
-type ConsumerRow struct {
-	// Consumer is the consumer's name ("" for anonymous requests).
-	Consumer string `json:"consumer"`
-	// Requests and Failures count its edge requests; ErrorRate is their ratio.
-	Requests  uint64  `json:"requests"`
-	Failures  uint64  `json:"failures"`
-	ErrorRate float64 `json:"errorRate"`
-}
-
 // consumers answers GET /v1/consumers?window=5m: each consumer's edge requests and error rate.
 func (s *Server) consumers(w http.ResponseWriter, r *http.Request) {
 	d, err := queryDuration(r, "window", 5*time.Minute, 30*time.Minute)
@@ -249,23 +154,6 @@ func (s *Server) consumers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	edges, covered := s.telemetry.Window().Since(d)
-	sum := map[string]*record.EdgeCounts{}
-	for i := range edges {
-		e := &edges[i]
-		if e.Direction != "edge" {
-			continue
-		}
-		c := sum[e.Consumer]
-		if c == nil {
-			c = &record.EdgeCounts{}
-			sum[e.Consumer] = c
-		}
-		c.Merge(&e.EdgeCounts)
-	}
-	rows := make([]ConsumerRow, 0, len(sum))
-	for k, c := range sum {
-		rows = append(rows, ConsumerRow{Consumer: k, Requests: c.Requests, Failures: c.Failures, ErrorRate: 1 - success(c)})
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Requests > rows[j].Requests })
+	rows := telemetry.ConsumerRows(edges)
 	writeJSON(w, http.StatusOK, map[string]any{"window": covered.String(), "consumers": rows})
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/control"
+	"github.com/meshgate/meshgate/internal/control/telemetry"
 	"github.com/meshgate/meshgate/internal/gateway"
 	"github.com/meshgate/meshgate/internal/observe/record"
 )
@@ -171,7 +172,7 @@ services:
 		}
 		defer resp.Body.Close()
 		var out struct {
-			Consumers []control.ImpactRow `json:"consumers"`
+			Consumers []telemetry.ImpactRow `json:"consumers"`
 		}
 		if json.NewDecoder(resp.Body).Decode(&out) != nil {
 			return false

@@ -1,7 +1,6 @@
-package dashboard
+package telemetry
 
 import (
-	"net/http"
 	"testing"
 	"time"
 
@@ -51,26 +50,26 @@ func TestConsumerRows(t *testing.T) {
 }
 
 // TestOwns decides which paths the dashboard authenticates itself.
-func TestOwns(t *testing.T) {
-	cases := []struct {
-		path string
-		want bool
-	}{
-		{"/dashboard/", true},
-		{"/dashboard", true},
-		{"/dashboard/api/top", true},
-		{"/dashboard/../v1/config", false},
-		{"/dashboardx", false},
-		{"/v1/top", false},
+// TestImpactRows groups the callers' view of a service by consumer and edge route, and leaves
+// out the service's own inbound counters and other services.
+func TestImpactRows(t *testing.T) {
+	e := func(dir, svc, consumer, route string, n, failed uint64) record.Edge {
+		x := edge(dir, "", svc, "r", consumer, n, failed)
+		x.EdgeRoute = route
+		return x
 	}
-	for _, tc := range cases {
-		r, err := http.NewRequest("GET", "http://127.0.0.1"+tc.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.URL.Path = tc.path
-		if got := Owns(r); got != tc.want {
-			t.Errorf("Owns(%q) = %v, want %v", tc.path, got, tc.want)
-		}
+	rows := ImpactRows([]record.Edge{
+		e("outbound", "orders", "acme", "shop-api", 10, 4),
+		e("outbound", "orders", "acme", "shop-api", 5, 1),
+		e("outbound", "orders", "zeta", "mobile", 8, 0),
+		e("inbound", "orders", "acme", "shop-api", 15, 5),
+		e("outbound", "payments", "acme", "shop-api", 9, 9),
+	}, "orders")
+	if len(rows) != 2 || rows[0].Consumer != "acme" || rows[0].Requests != 15 || rows[0].Failures != 5 ||
+		rows[0].EdgeRoute != "shop-api" || rows[1].Consumer != "zeta" || rows[1].Failures != 0 {
+		t.Fatalf("rows %+v", rows)
+	}
+	if got := rows[0].ErrorRate; got < 0.33 || got > 0.34 {
+		t.Errorf("error rate %v, want 1/3", got)
 	}
 }

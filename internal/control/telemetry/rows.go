@@ -1,4 +1,4 @@
-package dashboard
+package telemetry
 
 import (
 	"sort"
@@ -91,6 +91,51 @@ func ConsumerRows(edges []record.Edge) []ConsumerRow {
 	sort.Slice(rows, func(i, j int) bool {
 		if rows[i].Requests != rows[j].Requests {
 			return rows[i].Requests > rows[j].Requests
+		}
+		return rows[i].Consumer < rows[j].Consumer
+	})
+	return rows
+}
+
+// ImpactRow is what the calls to a service did for one consumer on one edge route, as
+// GET /v1/impact answers it.
+type ImpactRow struct {
+	// Consumer and EdgeRoute are who the calls were made for, and through which public route.
+	Consumer  string `json:"consumer"`
+	EdgeRoute string `json:"edgeRoute"`
+	// Requests reached the service on their behalf; Failures failed there.
+	Requests uint64 `json:"requests"`
+	Failures uint64 `json:"failures"`
+	// ErrorRate is Failures / Requests.
+	ErrorRate float64 `json:"errorRate"`
+}
+
+// ImpactRows sums the callers' view of service (edge and outbound counters, not the service's
+// own inbound ones) per consumer and edge route, most failures first.
+func ImpactRows(edges []record.Edge, service string) []ImpactRow {
+	type key struct{ consumer, route string }
+	sum := map[key]*record.EdgeCounts{}
+	for i := range edges {
+		e := &edges[i]
+		if e.Service != service || e.Direction == "inbound" {
+			continue
+		}
+		k := key{e.Consumer, e.EdgeRoute}
+		c := sum[k]
+		if c == nil {
+			c = &record.EdgeCounts{}
+			sum[k] = c
+		}
+		c.Merge(&e.EdgeCounts)
+	}
+	rows := make([]ImpactRow, 0, len(sum))
+	for k, c := range sum {
+		rows = append(rows, ImpactRow{Consumer: k.consumer, EdgeRoute: k.route, Requests: c.Requests, Failures: c.Failures,
+			ErrorRate: 1 - success(c)})
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Failures != rows[j].Failures {
+			return rows[i].Failures > rows[j].Failures
 		}
 		return rows[i].Consumer < rows[j].Consumer
 	})
