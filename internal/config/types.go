@@ -176,6 +176,12 @@ type ListenerLimits struct {
 	// MaxActiveRequests is the most requests the listener serves at once, over all connections;
 	// beyond it requests are shed at once with 503 and reason "overloaded". Default 0: no limit.
 	MaxActiveRequests int `yaml:"maxActiveRequests,omitempty" json:"maxActiveRequests,omitempty"`
+	// AllowGetBody accepts GET and HEAD requests that carry a body (some search and GraphQL
+	// clients send one), forwarding it upstream. Default false: they are refused with 400 and
+	// reason "body_not_allowed", because a back end that ignores such a body reads it as the next
+	// request on a shared connection (request smuggling). Turn it on only when every upstream of
+	// the listener reads the bodies of GET requests.
+	AllowGetBody bool `yaml:"allowGetBody,omitempty" json:"allowGetBody,omitempty"`
 }
 
 // PathNormalization controls path normalisation before routing. Dot segments are always resolved

@@ -427,10 +427,11 @@ func holds(rs []*running, addr string) bool {
 
 func listenerSettings(l *config.Listener, tc *tls.Config) *listener.Settings {
 	return &listener.Settings{
-		ReadHeaderTimeout:    l.Timeouts.ReadHeader,
-		IdleTimeout:          l.Timeouts.Idle,
-		RequestTimeout:       l.Timeouts.Request,
-		Limits:               http1.Limits{MaxHeaderBytes: l.Limits.MaxHeaderBytes, MaxHeaderCount: l.Limits.MaxHeaderCount},
+		ReadHeaderTimeout: l.Timeouts.ReadHeader,
+		IdleTimeout:       l.Timeouts.Idle,
+		RequestTimeout:    l.Timeouts.Request,
+		Limits: http1.Limits{MaxHeaderBytes: l.Limits.MaxHeaderBytes, MaxHeaderCount: l.Limits.MaxHeaderCount,
+			AllowGetBody: l.Limits.AllowGetBody},
 		MaxBodyBytes:         l.Limits.MaxBodyBytes,
 		MaxConnections:       l.Limits.MaxConnections,
 		MaxConcurrentStreams: l.Limits.MaxConcurrentStreams,
