@@ -168,8 +168,9 @@ type ListenerLimits struct {
 	// MaxBodyBytes is the largest request body accepted, in bytes; larger bodies get 413.
 	// Default 10485760 (10 MiB). Set -1 for no limit.
 	MaxBodyBytes int64 `yaml:"maxBodyBytes,omitempty" json:"maxBodyBytes,omitempty"`
-	// MaxConnections is the most downstream connections open at once; further connections wait
-	// in the kernel's accept queue. Default 10000.
+	// MaxConnections is the most downstream connections open at once; further connections are
+	// closed at once (reset), unserved, and counted in meshgate_downstream_connections_shed_total.
+	// Default 10000.
 	MaxConnections int `yaml:"maxConnections,omitempty" json:"maxConnections,omitempty"`
 	// MaxConcurrentStreams is the most concurrent HTTP/2 streams per connection. Default 250.
 	MaxConcurrentStreams uint32 `yaml:"maxConcurrentStreams,omitempty" json:"maxConcurrentStreams,omitempty"`

@@ -364,6 +364,7 @@ func (g *Gateway) start(lc config.Listener, ln net.Listener, s *listener.Setting
 	l := listener.New(ln, s, listener.Options{
 		Name: lc.Name, Protocol: lc.Protocol, Handler: g.engine, Logger: g.log.With("listener", lc.Name),
 		OnConn: func(d int) { gauge.Add(float64(d)) },
+		OnShed: g.metrics.DownstreamShed.WithLabelValues(lc.Name).Inc,
 	})
 	r := &running{cfg: lc, l: l, done: make(chan error, 1)}
 	go func() { r.done <- l.Serve() }()

@@ -26,6 +26,8 @@ type Registry struct {
 	UpstreamConnects *prometheus.CounterVec
 	// DownstreamConnections is the number of open downstream connections by listener.
 	DownstreamConnections *prometheus.GaugeVec
+	// DownstreamShed counts connections closed at once because the listener had its maximum open.
+	DownstreamShed *prometheus.CounterVec
 	// EndpointHealthy is 1 for a healthy endpoint and 0 for an unhealthy one.
 	EndpointHealthy *prometheus.GaugeVec
 	// Reloads counts config reloads by result ("success" or "failure").
@@ -83,6 +85,10 @@ func New() *Registry {
 		Name: "meshgate_upstream_connects_total",
 		Help: "Upstream connection attempts by service and result (success, failure).",
 	}, []string{"service", "result"})
+	r.DownstreamShed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshgate_downstream_connections_shed_total",
+		Help: "Downstream connections closed at once, unserved, because the listener had maxConnections open, by listener.",
+	}, []string{"listener"})
 	r.DownstreamConnections = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_downstream_connections",
 		Help: "Open downstream connections by listener.",
@@ -138,7 +144,7 @@ func New() *Registry {
 	r.Prom.MustRegister(r.Retries, r.RetryBudgetExhausted, r.RateLimitDecisions, r.AuthzDecisions, r.ConsumerRequests, r.EdgeContextRejected,
 		r.ConcurrencyLimit, r.ConcurrencyLimited,
 		r.Requests, r.RequestDuration, r.UpstreamDuration, r.UpstreamConnections,
-		r.UpstreamConnects, r.DownstreamConnections, r.EndpointHealthy, r.Reloads, r.ConfigVersion,
+		r.UpstreamConnects, r.DownstreamConnections, r.DownstreamShed, r.EndpointHealthy, r.Reloads, r.ConfigVersion,
 		r.ConfigLastReload,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r

@@ -35,12 +35,12 @@ type Listener struct {
 
 	// OnConn, when set, is called with +1 when a connection opens and -1 when it closes.
 	onConn func(delta int)
+	onShed func()
 
 	h2      *http2.Server
 	h2base  *http.Server
 	h2h     *h2Adapter
 	active  atomic.Int64
-	slot    chan struct{} // signalled when a connection closes
 	mu      sync.Mutex
 	conns   map[net.Conn]bool // every open connection; true while an HTTP/1 connection is idle
 	closing atomic.Bool
@@ -59,6 +59,8 @@ type Options struct {
 	Logger *slog.Logger
 	// OnConn, when set, observes the number of open connections (+1 on open, -1 on close).
 	OnConn func(delta int)
+	// OnShed, when set, is called for every connection closed unserved at MaxConnections.
+	OnShed func()
 }
 
 // New returns a Listener on ln; Serve starts it.
@@ -69,7 +71,7 @@ func New(ln net.Listener, s *Settings, opts Options) *Listener {
 		ln:       ln,
 		log:      opts.Logger,
 		onConn:   opts.OnConn,
-		slot:     make(chan struct{}, 1),
+		onShed:   opts.OnShed,
 		conns:    make(map[net.Conn]bool),
 	}
 	if l.log == nil {
@@ -117,21 +119,13 @@ func (l *Listener) SetHandler(h Handler) { l.handler.Store(handlerBox{h}) }
 // Update installs new settings; new connections and new requests use them.
 func (l *Listener) Update(s *Settings) { l.settings.Store(s) }
 
-// Serve accepts connections until Shutdown. It returns nil after Shutdown.
+// Serve accepts connections until Shutdown. It returns nil after Shutdown. Beyond the
+// settings' MaxConnections, new connections are closed at once (reset) rather than left queued in
+// the kernel: a client learns at once to go elsewhere, and a flood cannot fill the accept queue
+// for everyone (Envoy's connection overflow does the same).
 func (l *Listener) Serve() error {
 	var backoff time.Duration
 	for {
-		for max := l.settings.Load().MaxConnections; max > 0 && l.active.Load() >= int64(max); {
-			// At the limit further connections wait in the kernel's accept queue.
-			select {
-			case <-l.slot:
-			case <-time.After(100 * time.Millisecond):
-			}
-			if l.closing.Load() {
-				return nil
-			}
-			max = l.settings.Load().MaxConnections
-		}
 		c, err := l.ln.Accept()
 		if err != nil {
 			if l.closing.Load() {
@@ -147,6 +141,13 @@ func (l *Listener) Serve() error {
 			return err
 		}
 		backoff = 0
+		if max := l.settings.Load().MaxConnections; max > 0 && l.active.Load() >= int64(max) {
+			shed(c)
+			if l.onShed != nil {
+				l.onShed()
+			}
+			continue
+		}
 		l.active.Add(1)
 		if l.onConn != nil {
 			l.onConn(1)
@@ -156,14 +157,18 @@ func (l *Listener) Serve() error {
 	}
 }
 
+// shed closes a connection the listener has no room for, with a reset.
+func shed(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
 func (l *Listener) connDone() {
 	l.active.Add(-1)
 	if l.onConn != nil {
 		l.onConn(-1)
-	}
-	select {
-	case l.slot <- struct{}{}:
-	default:
 	}
 	l.wg.Done()
 }
