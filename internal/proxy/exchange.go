@@ -87,6 +87,9 @@ type Exchange struct {
 	Attempts int
 	// Trace records the exchange's upstream attempts when tracing is on; nil otherwise.
 	Trace AttemptTracer
+	// LocalReplyEdit, when set, is applied to the responses meshgate generates itself for the
+	// exchange (errors, refusals, redirects): the route's security headers.
+	LocalReplyEdit func(*httpmsg.Response)
 	// AtEdge is set when the request arrived on a gateway listener (from outside the mesh).
 	AtEdge bool
 	// EdgeConsumer, EdgePlan and EdgeRoute are what the edge decided about the request, from a

@@ -22,6 +22,9 @@ func Respond(x *Exchange, status int, reason, contentType, body string, extra ..
 	}
 	h = append(h, extra...)
 	resp.Header = h
+	if x.LocalReplyEdit != nil {
+		x.LocalReplyEdit(&resp)
+	}
 	if !httpmsg.BodyAllowed(x.Req.Method, status) {
 		body = ""
 	}

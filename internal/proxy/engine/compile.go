@@ -158,6 +158,13 @@ func (c *compiler) route(r *config.Route, l *config.Listener) (*route, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Security headers go first, so that the route's own refusals (401, 403, 429, ...) carry
+	// them as well as the upstream's answers.
+	for i := range r.Filters {
+		if sh := r.Filters[i].SecurityHeaders; sh != nil {
+			mws = append([]proxy.Middleware{filter.SecurityHeaders(sh)}, mws...)
+		}
+	}
 	var terminal proxy.Handler
 	if r.RateLimit != nil {
 		lim, err := c.e.limits.Limiter(r.Name, r.RateLimit)
@@ -186,8 +193,6 @@ func (c *compiler) route(r *config.Route, l *config.Listener) (*route, error) {
 			terminal = filter.Redirect(f.Redirect)
 		case f.Respond != nil:
 			terminal = filter.FixedResponse(f.Respond)
-		case f.SecurityHeaders != nil:
-			mws = append(mws, filter.SecurityHeaders(f.SecurityHeaders))
 		}
 	}
 	if r.Mirror != nil {

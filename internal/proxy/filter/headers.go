@@ -71,8 +71,10 @@ func ResponseHeaders(e *HeaderEdit) proxy.Middleware {
 }
 
 // SecurityHeaders adds the security response headers h configures to upstream responses that
-// do not set them already: Strict-Transport-Security (on HTTPS only), X-Content-Type-Options,
-// X-Frame-Options, Referrer-Policy and Content-Security-Policy.
+// do not set them already, and to the responses meshgate generates itself on the route (a 401,
+// a 429, a 503): Strict-Transport-Security (on HTTPS only), X-Content-Type-Options,
+// X-Frame-Options, Referrer-Policy and Content-Security-Policy. Put it first in the route's
+// chain so that refusals by earlier policies carry the headers too.
 func SecurityHeaders(h *config.SecurityHeaders) proxy.Middleware {
 	var fields, hsts []httpmsg.Field
 	if h.HSTSMaxAge > 0 {
@@ -109,11 +111,12 @@ func SecurityHeaders(h *config.SecurityHeaders) proxy.Middleware {
 	plain, secure := add(fields), add(append(append([]httpmsg.Field(nil), fields...), hsts...))
 	return func(next proxy.Handler) proxy.Handler {
 		return proxy.HandlerFunc(func(x *proxy.Exchange) error {
+			edit := plain
 			if x.Scheme == "https" {
-				x.ResponseEdits = append(x.ResponseEdits, secure)
-			} else {
-				x.ResponseEdits = append(x.ResponseEdits, plain)
+				edit = secure
 			}
+			x.ResponseEdits = append(x.ResponseEdits, edit)
+			x.LocalReplyEdit = edit
 			return next.Serve(x)
 		})
 	}
