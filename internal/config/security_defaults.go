@@ -75,6 +75,7 @@ func securityDefaults(c *Config) {
 
 // acmeDefaults fills the defaults of an ACME block: Let's Encrypt and storage "acme".
 func acmeDefaults(a *ACME) {
+	setDefault(&a.Challenge, ACMETLSALPN01)
 	setDefault(&a.DirectoryURL, "https://acme-v02.api.letsencrypt.org/directory")
 	setDefault(&a.Storage, "acme")
 }

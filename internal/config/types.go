@@ -135,7 +135,20 @@ type ACME struct {
 	Storage string `yaml:"storage,omitempty" json:"storage,omitempty"`
 	// AgreeToTerms accepts the CA's terms of service. Required to be true.
 	AgreeToTerms bool `yaml:"agreeToTerms" json:"agreeToTerms"`
+	// Challenge is how the CA checks control of the domains: "tls-alpn-01" (default: answered on
+	// this listener, which must then be reachable on port 443 of the domains) or "http-01"
+	// (answered on HTTPListener, which must be reachable on port 80 of the domains).
+	Challenge string `yaml:"challenge,omitempty" json:"challenge,omitempty"`
+	// HTTPListener names the plain-HTTP listener that answers HTTP-01 challenges
+	// (/.well-known/acme-challenge/...) before routing. Required with challenge "http-01".
+	HTTPListener string `yaml:"httpListener,omitempty" json:"httpListener,omitempty"`
 }
+
+// ACME challenge types (ACME.Challenge).
+const (
+	ACMETLSALPN01 = "tls-alpn-01"
+	ACMEHTTP01    = "http-01"
+)
 
 // Certificate is a certificate chain and its private key, both PEM files.
 type Certificate struct {

@@ -610,4 +610,23 @@ func (v *validator) acme(s scope, a *ACME) {
 	if !a.AgreeToTerms {
 		s.key("agreeToTerms").errorf("must be true: the CA's terms of service must be accepted to get certificates")
 	}
+	checkOneOf(s.key("challenge"), a.Challenge, ACMETLSALPN01, ACMEHTTP01)
+	switch {
+	case a.Challenge == ACMEHTTP01 && a.HTTPListener == "":
+		s.key("httpListener").errorf("required with challenge http-01: name the plain-HTTP listener that answers the challenges")
+	case a.HTTPListener != "" && a.Challenge != ACMEHTTP01:
+		s.key("httpListener").errorf("only used with challenge http-01")
+	case a.HTTPListener != "":
+		var l *Listener
+		for i := range v.c.Listeners {
+			if v.c.Listeners[i].Name == a.HTTPListener {
+				l = &v.c.Listeners[i]
+			}
+		}
+		if l == nil {
+			s.key("httpListener").errorf("listener %q is not defined", a.HTTPListener)
+		} else if l.Protocol != ProtocolHTTP {
+			s.key("httpListener").errorf("listener %q is %s; HTTP-01 challenges are answered on a plain http listener", a.HTTPListener, l.Protocol)
+		}
+	}
 }

@@ -105,7 +105,7 @@ func (s *acmeSet) prepare(cfg *config.Config, listener string, a *config.ACME) (
 	sorted := slices.Clone(domains)
 	sort.Strings(sorted)
 	key := strings.Join([]string{storage, a.DirectoryURL, a.Email, cfg.ResolvePath(a.CARoots),
-		strconv.FormatBool(a.AgreeToTerms), strings.Join(sorted, ",")}, "\x00")
+		strconv.FormatBool(a.AgreeToTerms), strings.Join(sorted, ","), a.Challenge, a.HTTPListener}, "\x00")
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -192,7 +192,7 @@ func (s *acmeSet) commit(addr func(listener string) string) {
 				break
 			}
 		}
-		s.start(m, at)
+		s.start(m, at, addr(m.block.HTTPListener))
 		s.active[key] = m
 	}
 	s.publish()
@@ -221,7 +221,7 @@ func (s *acmeSet) publish() {
 
 // start builds m's certmagic config and starts managing its domains: certificates in storage
 // are loaded, missing ones obtained, all renewed before they expire. Callers hold s.mu.
-func (s *acmeSet) start(m *acmeManager, addr string) {
+func (s *acmeSet) start(m *acmeManager, addr, httpAddr string) {
 	if s.cache == nil {
 		s.cache = certmagic.NewCache(certmagic.CacheOptions{GetConfigForCert: s.configForCert, Logger: s.zlog})
 	}
@@ -235,15 +235,25 @@ func (s *acmeSet) start(m *acmeManager, addr string) {
 		Email:        m.block.Email,
 		Agreed:       m.block.AgreeToTerms,
 		TrustedRoots: m.roots,
-		// The listener answers TLS-ALPN-01 itself; there is no HTTP challenge path.
+		// The listener answers TLS-ALPN-01 itself; HTTP-01 only when the block asks for it.
 		DisableHTTPChallenge: true,
 		Logger:               s.zlog,
 	}
 	// Pointing the challenge at the listener's own address makes certmagic find it in use and
 	// leave the answering to the listener, instead of binding a challenge server of its own.
+	if m.block.Challenge == config.ACMEHTTP01 {
+		// HTTP-01: the plain-HTTP listener answers /.well-known/acme-challenge/ (acmeHTTP).
+		tmpl.DisableHTTPChallenge, tmpl.DisableTLSALPNChallenge = false, true
+		addr = httpAddr
+	}
 	if host, port, err := net.SplitHostPort(addr); err == nil {
 		if p, err := strconv.Atoi(port); err == nil && p > 0 {
-			tmpl.ListenHost, tmpl.AltTLSALPNPort = host, p
+			tmpl.ListenHost = host
+			if m.block.Challenge == config.ACMEHTTP01 {
+				tmpl.AltHTTPPort = p
+			} else {
+				tmpl.AltTLSALPNPort = p
+			}
 		}
 	}
 	magic.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(magic, tmpl)}

@@ -52,6 +52,7 @@ type Gateway struct {
 type running struct {
 	cfg  config.Listener
 	l    *listener.Listener
+	h    listener.Handler // what serves its requests
 	done chan error
 }
 
@@ -314,7 +315,7 @@ func (g *Gateway) apply(cfg *config.Config) (*engine.Table, error) {
 	t, err := g.engine.Apply(cfg)
 	if err != nil {
 		for _, r := range remove {
-			r.l.SetHandler(g.engine)
+			r.l.SetHandler(r.h)
 		}
 		return fail(err)
 	}
@@ -361,12 +362,16 @@ func (g *Gateway) apply(cfg *config.Config) (*engine.Table, error) {
 
 func (g *Gateway) start(lc config.Listener, ln net.Listener, s *listener.Settings) *running {
 	gauge := g.metrics.DownstreamConnections.WithLabelValues(lc.Name)
+	var h listener.Handler = g.engine
+	if lc.Protocol == config.ProtocolHTTP {
+		h = acmeHTTP{e: g.engine} // answers ACME HTTP-01 challenges in progress, if any
+	}
 	l := listener.New(ln, s, listener.Options{
-		Name: lc.Name, Protocol: lc.Protocol, Handler: g.engine, Logger: g.log.With("listener", lc.Name),
+		Name: lc.Name, Protocol: lc.Protocol, Handler: h, Logger: g.log.With("listener", lc.Name),
 		OnConn: func(d int) { gauge.Add(float64(d)) },
 		OnShed: g.metrics.DownstreamShed.WithLabelValues(lc.Name).Inc,
 	})
-	r := &running{cfg: lc, l: l, done: make(chan error, 1)}
+	r := &running{cfg: lc, l: l, h: h, done: make(chan error, 1)}
 	go func() { r.done <- l.Serve() }()
 	g.log.Info("listening", "listener", lc.Name, "address", ln.Addr().String(), "protocol", lc.Protocol)
 	return r

@@ -45,6 +45,7 @@ const (
 	ReasonMTLSRequired        = "mtls_required"          // a plaintext connection reached a mesh service that accepts only mutual TLS.
 	ReasonUnknownDestination  = "unknown_destination"    // an intercepted connection's destination is no known mesh service.
 	ReasonProtocolMismatch    = "protocol_mismatch"      // the connection's protocol is not the one declared for the port.
+	ReasonACMEChallenge       = "acme_challenge"         // meshgate answered an ACME HTTP-01 challenge itself.
 )
 
 // A request the HTTP/1 codec refuses carries the codec's own, more specific reason code (see package

@@ -157,6 +157,8 @@ type pebbleOptions struct {
 	DNSServer string
 	// TLSPort is the port pebble validates TLS-ALPN-01 challenges on.
 	TLSPort int
+	// HTTPPort is the port pebble validates HTTP-01 challenges on.
+	HTTPPort int
 }
 
 // startPebble runs pebble on loopback ports with an HTTPS certificate of a test CA written to
@@ -170,12 +172,15 @@ func startPebble(t *testing.T, dir string, opts pebbleOptions) *pebble {
 	if opts.TLSPort == 0 {
 		opts.TLSPort = freePort(t)
 	}
+	if opts.HTTPPort == 0 {
+		opts.HTTPPort = freePort(t)
+	}
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress":                  fmt.Sprintf("127.0.0.1:%d", listen),
 		"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", mgmt),
 		"certificate":                    tlsCert.Cert,
 		"privateKey":                     tlsCert.Key,
-		"httpPort":                       freePort(t),
+		"httpPort":                       opts.HTTPPort,
 		"tlsPort":                        opts.TLSPort,
 		"ocspResponderURL":               "",
 		"externalAccountBindingRequired": false,
@@ -613,6 +618,54 @@ func TestACMEChallengeOnListener(t *testing.T) {
 		NextProtos: []string{"acme-tls/1"}}); err == nil {
 		c.Close()
 		t.Error("acme-tls/1 handshake for an unmanaged name succeeded")
+	}
+}
+
+// TestACMEHTTPChallenge: with challenge http-01, pebble validates for real over plain HTTP: a
+// GET of /.well-known/acme-challenge/TOKEN on the gateway's http listener (pebble resolves the
+// domain to loopback) is answered with the key authorization before routing, and the https
+// listener then serves the certificate. Other paths of the http listener are routed as ever.
+func TestACMEHTTPChallenge(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dnsBin := requireProgram(t, "pebble-challtestsrv")
+	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dns := startChild(t, nil, dnsBin, "-dns01", dnsAddr, "-http01", "", "-https01", "", "-tlsalpn01", "",
+		"-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	if !waitFor(10*time.Second, func() bool { return dnsUp(dnsAddr) }) {
+		t.Fatalf("pebble-challtestsrv did not start:\n%s", dns.out.String())
+	}
+	httpPort := freePort(t)
+	p := startPebble(t, dir, pebbleOptions{DNSServer: dnsAddr, HTTPPort: httpPort})
+	up := startUpstream(t, "app")
+	const domain = "http01.example.test"
+	extra := fmt.Sprintf("        challenge: http-01\n        httpListener: web\n  - name: web\n    address: \"127.0.0.1:%d\"\n    protocol: http\n", httpPort)
+	yaml := acmeConfig(p, fmt.Sprintf("127.0.0.1:%d", freePort(t)), domain, "", filepath.Join(dir, "acme"), extra, up)
+	rec := newRecorder()
+	gw := startGatewayLog(t, slog.New(rec), yaml)
+	leaf := waitIssued(t, p, gw.Addr("secure").String(), domain)
+	if leaf == nil {
+		t.Fatal("no certificate")
+	}
+	// pebble validated for real: the http listener answered its GETs itself.
+	answered := 0
+	for _, r := range gw.Records().Ring().Recent(nil, 1000) {
+		if r.Reason == "acme_challenge" && r.Listener == "web" && r.Status == 200 {
+			answered++
+		}
+	}
+	if answered == 0 {
+		t.Error("the http listener answered no HTTP-01 challenge")
+	}
+	// The plain listener still routes everything else.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/.well-known/acme-challenge/not-a-token", httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "upstream app /.well-known/acme-challenge/not-a-token" {
+		t.Errorf("a path that is no active challenge: %d %q, want it routed to the upstream", resp.StatusCode, body)
 	}
 }
 

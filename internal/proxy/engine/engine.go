@@ -229,6 +229,13 @@ func (e *Engine) ServeExchange(x *proxy.Exchange) {
 	}
 }
 
+// Answer responds to x with a response meshgate generates outside any route (an ACME HTTP-01
+// challenge answer), and records it like any other.
+func (e *Engine) Answer(x *proxy.Exchange, status int, reason, contentType, body string) {
+	_ = proxy.Respond(x, status, reason, contentType, body)
+	e.observe(x)
+}
+
 // RejectExchange answers a request the transport could not parse, and records it like any other.
 func (e *Engine) RejectExchange(x *proxy.Exchange, err *proxy.Error) {
 	_ = proxy.RespondError(x, err)
