@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,9 +60,6 @@ type workload struct {
 }
 
 var meshWorkloads = []workload{{"web", "web"}, {"orders", "orders-1"}, {"orders", "orders-2"}, {"payments", "payments"}}
-
-// bridgeNet is the local mesh's network in netns mode: the host is .1, workloads from .2.
-var bridgeNet = netip.MustParsePrefix("10.77.0.0/24")
 
 // RunMesh runs the whole local mesh until ctx ends: a control plane, the gateway on it, and the
 // demo services web, orders (two replicas) and payments, each with a sidecar, in its own network

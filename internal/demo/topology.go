@@ -1,7 +1,9 @@
 package demo
 
 import (
+	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,10 +22,37 @@ type topology struct {
 	addrs  []netip.Addr
 }
 
+// freeSubnet returns the first 10.77.X.0/24 that no interface of the host has an address in,
+// so that two local meshes (or a network that uses 10.77.0.0/24) do not collide.
+func freeSubnet() (netip.Prefix, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	for x := 0; x < 256; x++ {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, byte(x), 0}), 24)
+		taken := false
+		for _, a := range addrs {
+			if ap, err := netip.ParsePrefix(a.String()); err == nil && (p.Contains(ap.Addr()) || ap.Contains(p.Addr())) {
+				taken = true
+				break
+			}
+		}
+		if !taken {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, errors.New("up: every 10.77.X.0/24 is in use on this host")
+}
+
 // newTopology creates the bridge and n namespaces.
 func newTopology(n int) (*topology, error) {
-	host := bridgeNet.Addr().Next()
-	b, err := netns.NewBridge(netns.RandomName("mgb"), netip.PrefixFrom(host, bridgeNet.Bits()))
+	subnet, err := freeSubnet()
+	if err != nil {
+		return nil, err
+	}
+	host := subnet.Addr().Next()
+	b, err := netns.NewBridge(netns.RandomName("mgb"), netip.PrefixFrom(host, subnet.Bits()))
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +66,7 @@ func newTopology(n int) (*topology, error) {
 			return nil, err
 		}
 		t.nss = append(t.nss, ns)
-		if err := b.Attach(ns, netns.RandomName("mgv"), netip.PrefixFrom(addr, bridgeNet.Bits())); err != nil {
+		if err := b.Attach(ns, netns.RandomName("mgv"), netip.PrefixFrom(addr, subnet.Bits())); err != nil {
 			t.close(slog.Default())
 			return nil, err
 		}
