@@ -157,9 +157,12 @@ func TestMeshLinkDown(t *testing.T) {
 	}
 	last := res.Errors[len(res.Errors)-1].At
 	t.Logf("%d calls failed, the last sent %v after the link went down", len(res.Errors), (last - down).Round(time.Millisecond))
-	if last > down+loadFor {
-		t.Skipf("known gap (calls on the pooled HTTP/2 connection to the unreachable endpoint hang until the client gives up; "+
-			"outlier detection counts only connect failures, ejects for 5s, then the endpoint fails again): "+
-			"%d of %d calls failed, the last %v after the link went down", len(res.Errors), res.Sent, (last - down).Round(time.Millisecond))
+	// Mesh connections give up on a silent peer: the TCP connect after a second, unacknowledged
+	// data after three (TCP_USER_TIMEOUT), keep-alive probes on idle ones; the failed calls are
+	// retried elsewhere and connect failures eject the endpoint. Only calls already in flight on
+	// the dead link may fail.
+	if len(res.Errors) > 10 || last > down+4*time.Second {
+		t.Errorf("%d of %d calls failed, the last sent %v after the link went down; want a few at most, all within 4s",
+			len(res.Errors), res.Sent, (last - down).Round(time.Millisecond))
 	}
 }

@@ -53,6 +53,7 @@ type Inbound struct {
 // Handshake runs the server handshake on c within timeout. On failure it closes c and returns
 // an error whose Classify names why; the failure is counted.
 func (a *Acceptor) Handshake(ctx context.Context, c net.Conn, timeout time.Duration) (*Inbound, error) {
+	tuneTCP(underlying(c))
 	tc := tls.Server(c, a.cfg)
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -81,6 +82,14 @@ func (a *Acceptor) Handshake(ctx context.Context, c net.Conn, timeout time.Durat
 	}
 	a.m.inbound("")
 	return &Inbound{Conn: &listener.MeshConn{Conn: tc, PeerID: id}, Port: port, ALPN: st.NegotiatedProtocol}, nil
+}
+
+// underlying returns the TCP connection under a wrapper that exposes it (NetConn), or c.
+func underlying(c net.Conn) net.Conn {
+	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
+		return w.NetConn()
+	}
+	return c
 }
 
 // peerID returns the SPIFFE ID of the verified peer certificate.

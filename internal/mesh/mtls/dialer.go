@@ -61,13 +61,16 @@ func (d *Dialer) DialMesh(ctx context.Context, addr string, m *config.ServiceMes
 	if err != nil {
 		return nil, proxy.Fail(503, proxy.ReasonMeshTLS, err)
 	}
-	c, err := d.net.DialContext(ctx, "tcp", addr)
+	tcpCtx, cancel := context.WithTimeout(ctx, TCPConnectTimeout)
+	c, err := d.net.DialContext(tcpCtx, "tcp", addr)
+	cancel()
 	if err != nil {
 		// Typed here because the HTTP/2 transport reports a bare dial error as a reset (502
 		// upstream_reset): as upstream_unavailable it is a connect failure, retried on another
 		// endpoint and counted by outlier detection.
 		return nil, proxy.Fail(503, proxy.ReasonUpstreamUnavailable, fmt.Errorf("mtls: %s: %w", addr, err))
 	}
+	tuneTCP(c)
 	tc := tls.Client(c, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = c.Close()

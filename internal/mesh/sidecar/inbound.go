@@ -152,6 +152,9 @@ type peekedConn struct {
 
 func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// NetConn returns the accepted connection under the buffer.
+func (c *peekedConn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite half-closes the underlying TCP connection.
 func (c *peekedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
