@@ -84,7 +84,7 @@ func StartControlled(o ControlledOptions) (*Controlled, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ag, err := agent.New(agent.Options{
 		ControlAddress: o.Control, ControlCA: o.ControlCA, JoinToken: o.JoinToken, DataDir: o.DataDir,
-		TrustDomain: o.TrustDomain, Apply: apply, Log: o.Log.With("component", "agent"), Records: gw.Records(),
+		TrustDomain: o.TrustDomain, Apply: apply, Log: o.Log.With("component", "agent"), Records: gw.Records(), Registerer: reg.Prom,
 		Node: &controlv1.Node{Id: o.ID, Role: push.RoleGateway, Service: o.Name, Namespace: o.Namespace, BuildVersion: o.Version},
 		OnIdentity: func(src *identity.Source) {
 			gw.Engine().SetMeshDialer(mtls.NewDialer(src, nil, mm, revoked))

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -62,6 +63,8 @@ type Options struct {
 	// Records, when set, are reported to the control plane (edge counters) and answer its taps
 	// and lookups.
 	Records *record.Hub
+	// Registerer, when set, receives the certificate source's metrics (expiry, renewals).
+	Registerer prometheus.Registerer
 	// CertTTL is the certificate lifetime asked for; zero takes the control plane's default.
 	CertTTL time.Duration
 	// Apply runs a new config; an error refuses it (NACK) and the previous one keeps running.
@@ -144,7 +147,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 	src, err := identity.NewSource(identity.SourceOptions{
 		ID: a.id, Dir: filepath.Join(a.opts.DataDir, "identity"), Sign: a.sign, TTL: a.opts.CertTTL,
-		Log: a.log.With("component", "identity"),
+		Log: a.log.With("component", "identity"), Registerer: a.opts.Registerer,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

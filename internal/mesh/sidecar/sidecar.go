@@ -182,7 +182,7 @@ func (s *Sidecar) Start(ctx context.Context) error {
 	ag, err := agent.New(agent.Options{
 		ControlAddress: s.control.Address, ControlCA: s.control.CA, JoinToken: s.control.JoinToken,
 		DataDir: s.control.DataDir, TrustDomain: s.control.TrustDomain, CertTTL: s.control.CertTTL,
-		Apply: s.apply, Log: s.log.With("component", "agent"), Records: s.gw.Records(),
+		Apply: s.apply, Log: s.log.With("component", "agent"), Records: s.gw.Records(), Registerer: s.gw.Metrics().Prom,
 		Node: &controlv1.Node{Id: s.workloadID(), Role: push.RoleSidecar, Service: s.opts.Service,
 			Namespace: s.opts.Namespace, Calls: s.opts.Calls},
 		OnIdentity: func(src *identity.Source) {

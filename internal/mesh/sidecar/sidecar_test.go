@@ -86,6 +86,19 @@ func TestSidecarToSidecar(t *testing.T) {
 			return err == nil && line == "ping\n"
 		})
 	})
+	t.Run("certificate metrics on the sidecar's registry", func(t *testing.T) {
+		families, err := orders.gw.Metrics().Prom.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() == "meshgate_identity_certificate_expiry_timestamp_seconds" && len(f.GetMetric()) == 1 &&
+				f.GetMetric()[0].GetGauge().GetValue() > float64(time.Now().Unix()) {
+				return
+			}
+		}
+		t.Fatal("the sidecar exports no certificate expiry in the future")
+	})
 	t.Run("plaintext refused by a strict service", func(t *testing.T) {
 		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + orders.InboundAddr().String() + "/items")
 		if err != nil {
