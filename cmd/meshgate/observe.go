@@ -20,26 +20,14 @@ import (
 	"github.com/meshgate/meshgate/internal/observe/record"
 )
 
-// filterFlags are the record filter flags of tap.
-type filterFlags struct{ service, route, consumer, status, proxy string }
-
-func (f *filterFlags) add(cmd *cobra.Command) {
+// filterFlags binds the record filter flags of tap to f.
+func filterFlags(cmd *cobra.Command, f *record.Filter) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.service, "service", "", "only requests to this service (config name, e.g. orders or orders.shop)")
-	fl.StringVar(&f.route, "route", "", "only requests served by this route")
-	fl.StringVar(&f.consumer, "consumer", "", "only requests made for this consumer")
-	fl.StringVar(&f.status, "status", "", "only this status (503) or class (5xx)")
-	fl.StringVar(&f.proxy, "proxy", "", "only what this proxy saw")
-}
-
-func (f *filterFlags) query() url.Values {
-	q := url.Values{}
-	for k, v := range map[string]string{"service": f.service, "route": f.route, "consumer": f.consumer, "status": f.status, "proxy": f.proxy} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	return q
+	fl.StringVar(&f.Service, "service", "", "only requests to this service (config name, e.g. orders or orders.shop)")
+	fl.StringVar(&f.Route, "route", "", "only requests served by this route")
+	fl.StringVar(&f.Consumer, "consumer", "", "only requests made for this consumer")
+	fl.StringVar(&f.Status, "status", "", "only this status (503) or class (5xx)")
+	fl.StringVar(&f.Proxy, "proxy", "", "only what this proxy saw")
 }
 
 // stream GETs path and calls line for every line of the answer until it ends or ctx does.
@@ -79,7 +67,7 @@ func (c *adminClient) stream(ctx context.Context, path string, line func([]byte)
 
 func newTapCommand() *cobra.Command {
 	var c adminClient
-	var f filterFlags
+	var f record.Filter
 	var d time.Duration
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -89,7 +77,7 @@ func newTapCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			q := f.query()
+			q := f.Query()
 			q.Set("for", d.String())
 			return c.stream(ctx, "/v1/tap?"+q.Encode(), func(b []byte) error {
 				if asJSON {
@@ -105,7 +93,7 @@ func newTapCommand() *cobra.Command {
 			})
 		},
 	}
-	f.add(cmd)
+	filterFlags(cmd, &f)
 	cmd.Flags().DurationVar(&d, "for", 10*time.Minute, "how long to watch (at most 10m)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print each record as JSON")
 	c.flags(cmd)

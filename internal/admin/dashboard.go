@@ -86,7 +86,7 @@ func (s *Server) dashboardData(gw *gateway.Gateway, l *localStats) http.Handler 
 		writeJSON(w, http.StatusOK, map[string]any{"window": covered.Round(time.Second).String(), "consumers": telemetry.ConsumerRows(edges)})
 	})
 	mux.HandleFunc("GET /requests", func(w http.ResponseWriter, r *http.Request) {
-		f, err := filterFrom(r)
+		f, err := record.FilterFromQuery(r.URL.Query())
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"reason": "bad_request", "error": err.Error()})
 			return

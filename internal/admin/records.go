@@ -12,14 +12,6 @@ import (
 // maxTapDuration bounds one tap request.
 const maxTapDuration = 10 * time.Minute
 
-// filterFrom reads a record filter from the query: service, route, consumer, status, proxy.
-func filterFrom(r *http.Request) (*record.Filter, error) {
-	q := r.URL.Query()
-	f := &record.Filter{Service: q.Get("service"), Route: q.Get("route"), Consumer: q.Get("consumer"),
-		Status: q.Get("status"), Proxy: q.Get("proxy")}
-	return f, f.Check()
-}
-
 // requests answers GET /debug/requests: the recent records a filter matches (n, default 100),
 // or every record of one request (id).
 func requests(h *record.Hub) http.HandlerFunc {
@@ -28,7 +20,7 @@ func requests(h *record.Hub) http.HandlerFunc {
 		if id := r.URL.Query().Get("id"); id != "" {
 			out = h.Ring().Find(id)
 		} else {
-			f, err := filterFrom(r)
+			f, err := record.FilterFromQuery(r.URL.Query())
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
@@ -51,7 +43,7 @@ func requests(h *record.Hub) http.HandlerFunc {
 // line, until the client goes away (or for=DURATION passes, at most 10 minutes).
 func tap(h *record.Hub) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		f, err := filterFrom(r)
+		f, err := record.FilterFromQuery(r.URL.Query())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

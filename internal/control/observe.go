@@ -21,14 +21,6 @@ func (s *Server) telemetryCaller(ctx context.Context) (telemetry.Caller, error) 
 	return telemetry.Caller{Namespace: c.namespace, Service: c.service}, nil
 }
 
-// queryFilter reads a record filter from the query.
-func queryFilter(r *http.Request) (*record.Filter, error) {
-	q := r.URL.Query()
-	f := &record.Filter{Service: q.Get("service"), Route: q.Get("route"), Consumer: q.Get("consumer"),
-		Status: q.Get("status"), Proxy: q.Get("proxy")}
-	return f, f.Check()
-}
-
 // queryDuration reads a duration parameter, bounded by max.
 func queryDuration(r *http.Request, name string, def, max time.Duration) (time.Duration, error) {
 	v := r.URL.Query().Get(name)
@@ -45,7 +37,7 @@ func queryDuration(r *http.Request, name string, def, max time.Duration) (time.D
 // tapRecords answers GET /v1/tap: the records every proxy sees that match the filter, as they
 // happen, one JSON object a line, for for=DURATION (default 1m, at most 10m).
 func (s *Server) tapRecords(w http.ResponseWriter, r *http.Request) {
-	f, err := queryFilter(r)
+	f, err := record.FilterFromQuery(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -123,7 +115,7 @@ func (s *Server) impact(w http.ResponseWriter, r *http.Request) {
 // matches (service, route, consumer, status such as 4xx, proxy), newest last; n bounds the
 // answer (default 100).
 func (s *Server) recentRecords(w http.ResponseWriter, r *http.Request) {
-	f, err := queryFilter(r)
+	f, err := record.FilterFromQuery(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return

@@ -2,6 +2,7 @@ package record
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -51,4 +52,23 @@ func (f *Filter) Match(r *Record) bool {
 		return r.Status/100 == int(f.Status[0]-'0')
 	}
 	return strconv.Itoa(r.Status) == f.Status
+}
+
+// FilterFromQuery reads a filter from the query parameters service, route, consumer, status and
+// proxy, and checks it.
+func FilterFromQuery(q url.Values) (*Filter, error) {
+	f := &Filter{Service: q.Get("service"), Route: q.Get("route"), Consumer: q.Get("consumer"),
+		Status: q.Get("status"), Proxy: q.Get("proxy")}
+	return f, f.Check()
+}
+
+// Query returns the filter as query parameters, the ones FilterFromQuery reads.
+func (f *Filter) Query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"service": f.Service, "route": f.Route, "consumer": f.Consumer, "status": f.Status, "proxy": f.Proxy} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
 }
