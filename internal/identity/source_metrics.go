@@ -1,10 +1,9 @@
 package identity
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshgate/meshgate/internal/observe/metrics"
 )
 
 // sourceMetrics are a Source's metrics; without a Registerer they are kept but not exported.
@@ -28,25 +27,11 @@ func newSourceMetrics(reg prometheus.Registerer) (*sourceMetrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.expiry, err = register(reg, m.expiry); err != nil {
+	if m.expiry, err = metrics.Register(reg, m.expiry); err != nil {
 		return nil, err
 	}
-	if m.renewals, err = register(reg, m.renewals); err != nil {
+	if m.renewals, err = metrics.Register(reg, m.renewals); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("identity: register metrics: %w", err)
-	}
-	return c, nil
 }

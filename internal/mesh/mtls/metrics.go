@@ -1,35 +1,26 @@
 package mtls
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshgate/meshgate/internal/observe/metrics"
+)
 
 // Metrics count mesh handshakes by direction and outcome.
 type Metrics struct {
 	handshakes *prometheus.CounterVec
 }
 
-// NewMetrics registers the handshake counter with reg.
+// NewMetrics registers the handshake counter with reg (or shares the one already there).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+	c, err := metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshgate_mesh_handshakes_total",
 		Help: "Mutual TLS handshakes between mesh proxies by direction (inbound, outbound) and result (ok, or why it failed).",
-	}, []string{"direction", "result"})}
-	if err := reg.Register(m.handshakes); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if ok := asAlreadyRegistered(err, &are); ok {
-			m.handshakes = are.ExistingCollector.(*prometheus.CounterVec)
-			return m, nil
-		}
+	}, []string{"direction", "result"}))
+	if err != nil {
 		return nil, err
 	}
-	return m, nil
-}
-
-func asAlreadyRegistered(err error, are *prometheus.AlreadyRegisteredError) bool {
-	e, ok := err.(prometheus.AlreadyRegisteredError)
-	if ok {
-		*are = e
-	}
-	return ok
+	return &Metrics{handshakes: c}, nil
 }
 
 // inbound counts an inbound handshake; why is "" on success.

@@ -1,9 +1,9 @@
 package sidecar
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	obsmetrics "github.com/meshgate/meshgate/internal/observe/metrics"
 )
 
 // metrics are the sidecar's own counters (the engine counts requests as a gateway does).
@@ -37,13 +37,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "1 while the sidecar has a config and a certificate and is not draining.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.refused, m.tcp, m.tcpBytes, m.ready} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-		}
+	var err error
+	if m.refused, err = obsmetrics.Register(reg, m.refused); err != nil {
+		return nil, err
+	}
+	if m.tcp, err = obsmetrics.Register(reg, m.tcp); err != nil {
+		return nil, err
+	}
+	if m.tcpBytes, err = obsmetrics.Register(reg, m.tcpBytes); err != nil {
+		return nil, err
+	}
+	if m.ready, err = obsmetrics.Register(reg, m.ready); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
