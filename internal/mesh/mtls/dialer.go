@@ -48,7 +48,7 @@ func NewDialer(src *identity.Source, nd *net.Dialer, m *Metrics, revoked *Revoca
 // HTTP/2 and gRPC multiplexed), opaque TCP negotiates ALPNTCP. A failed TCP connect is a
 // *proxy.Error with reason upstream_unavailable (a connect failure: retried on another
 // endpoint and counted by outlier detection); a failed handshake one with reason
-// mesh_tls_failed (503).
+// mesh_tls_failed (503), which the engine treats as a connect failure of that endpoint too.
 func (d *Dialer) DialMesh(ctx context.Context, addr string, m *config.ServiceMesh) (net.Conn, error) {
 	alpn := ALPNHTTP2
 	switch m.AppProtocol {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"testing"
 
 	"github.com/meshgate/meshgate/internal/proxy"
@@ -26,6 +27,7 @@ func TestAttemptOutcome(t *testing.T) {
 		{desc: "held for a retry", err: &proxy.HeldResponse{Status: 502}, wantCode: 502},
 		{desc: "wrapped held response", err: fmt.Errorf("attempt: %w", &proxy.HeldResponse{Status: 504}), wantCode: 504},
 		{desc: "connect failure", err: proxy.Fail(503, proxy.ReasonUpstreamUnavailable, errors.New("refused")), wantLocal: true},
+		{desc: "mesh handshake failed", err: proxy.Fail(503, proxy.ReasonMeshTLS, io.ErrUnexpectedEOF), wantLocal: true},
 		{desc: "reset", err: proxy.Fail(502, proxy.ReasonUpstreamReset, io.ErrUnexpectedEOF), wantLocal: true},
 		{desc: "timeout", err: proxy.Fail(504, proxy.ReasonUpstreamTimeout, nil), wantLocal: true},
 		{desc: "malformed response", err: proxy.Fail(502, proxy.ReasonUpstreamProtocol, nil), wantLocal: true},
@@ -44,5 +46,27 @@ func TestAttemptOutcome(t *testing.T) {
 				t.Fatalf("attemptOutcome = %d, local %v; want %d, local %v", code, local, tt.wantCode, tt.wantLocal)
 			}
 		})
+	}
+}
+
+// TestConnectFailed checks which failed attempts count as connect failures of their endpoint
+// (outlier detection's consecutive connect failures).
+func TestConnectFailed(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	tests := []struct {
+		desc string
+		err  error
+		want bool
+	}{
+		{"dial refused", proxy.Fail(503, proxy.ReasonUpstreamUnavailable, dial), true},
+		{"mesh peer died mid-handshake", proxy.Fail(503, proxy.ReasonMeshTLS, io.ErrUnexpectedEOF), true},
+		{"pool full, no dial", proxy.Fail(503, proxy.ReasonUpstreamUnavailable, errors.New("pool full")), false},
+		{"reset after connecting", proxy.Fail(502, proxy.ReasonUpstreamReset, io.ErrUnexpectedEOF), false},
+		{"not a proxy error", dial, false},
+	}
+	for _, tt := range tests {
+		if got := connectFailed(tt.err); got != tt.want {
+			t.Errorf("%s: connectFailed = %v, want %v", tt.desc, got, tt.want)
+		}
 	}
 }

@@ -127,7 +127,8 @@ func (p *retryPolicy) retryOnError(x *proxy.Exchange, err error) bool {
 	var cond uint8
 	safe := false // the request provably never reached the upstream
 	switch pe.Reason {
-	case proxy.ReasonUpstreamUnavailable:
+	case proxy.ReasonUpstreamUnavailable, proxy.ReasonMeshTLS:
+		// A mesh peer's handshake is part of connecting to it: the request was never sent.
 		cond, safe = onConnectFailure|on5xx, true
 	case proxy.ReasonUpstreamReset:
 		var se http2.StreamError

@@ -236,11 +236,16 @@ func (s *service) serveOnce(x *proxy.Exchange, avoid *cluster.Endpoint) (_ *clus
 }
 
 // connectFailed reports whether err says an attempt could not connect to its endpoint at all: the
-// dial was refused, found no route or timed out. A full connection pool is not a connect failure.
+// dial was refused, found no route or timed out, or the mutual TLS handshake with a mesh peer
+// failed (the peer died mid-handshake or presented a certificate it must not). A full
+// connection pool is not a connect failure.
 func connectFailed(err error) bool {
 	var pe *proxy.Error
+	if !errors.As(err, &pe) {
+		return false
+	}
 	var oe *net.OpError
-	return errors.As(err, &pe) && pe.Reason == proxy.ReasonUpstreamUnavailable && errors.As(err, &oe) && oe.Op == "dial"
+	return pe.Reason == proxy.ReasonMeshTLS || pe.Reason == proxy.ReasonUpstreamUnavailable && errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // attemptOutcome tells what an attempt says about its endpoint: the status the upstream answered,
@@ -259,7 +264,7 @@ func attemptOutcome(x *proxy.Exchange, err error) (status int, localFailure bool
 	if errors.As(err, &pe) {
 		switch pe.Reason {
 		case proxy.ReasonUpstreamUnavailable, proxy.ReasonUpstreamReset, proxy.ReasonUpstreamTimeout,
-			proxy.ReasonUpstreamProtocol, proxy.ReasonStreamIdleTimeout:
+			proxy.ReasonUpstreamProtocol, proxy.ReasonStreamIdleTimeout, proxy.ReasonMeshTLS:
 			return 0, true
 		}
 	}
