@@ -7,7 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -37,12 +36,10 @@ type Listener struct {
 	onConn func(delta int)
 	onShed func()
 
-	h2      *http2.Server
-	h2base  *http.Server
-	h2h     *h2Adapter
 	active  atomic.Int64
 	mu      sync.Mutex
 	conns   map[net.Conn]bool // every open connection; true while an HTTP/1 connection is idle
+	h2conns map[*h2Conn]struct{}
 	closing atomic.Bool
 	wg      sync.WaitGroup
 }
@@ -73,30 +70,13 @@ func New(ln net.Listener, s *Settings, opts Options) *Listener {
 		onConn:   opts.OnConn,
 		onShed:   opts.OnShed,
 		conns:    make(map[net.Conn]bool),
+		h2conns:  make(map[*h2Conn]struct{}),
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
 	l.settings.Store(s)
 	l.handler.Store(handlerBox{opts.Handler})
-	l.h2h = &h2Adapter{l: l}
-	l.h2 = &http2.Server{
-		MaxConcurrentStreams:         s.MaxConcurrentStreams,
-		MaxReadFrameSize:             1 << 20,
-		IdleTimeout:                  s.IdleTimeout,
-		MaxUploadBufferPerConnection: 1 << 20,
-		MaxUploadBufferPerStream:     1 << 20,
-		MaxDecoderHeaderTableSize:    4096,
-		MaxEncoderHeaderTableSize:    4096,
-		CountError:                   nil,
-	}
-	l.h2base = &http.Server{
-		ReadHeaderTimeout: s.ReadHeaderTimeout,
-		IdleTimeout:       s.IdleTimeout,
-		MaxHeaderBytes:    s.Limits.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelDebug),
-	}
-	_ = http2.ConfigureServer(l.h2base, l.h2)
 	return l
 }
 
@@ -224,14 +204,6 @@ func (l *Listener) serveConn(c net.Conn) {
 	}
 }
 
-func (l *Listener) serveH2(c net.Conn) {
-	opts := &http2.ServeConnOpts{BaseConfig: l.h2base, Handler: l.h2h}
-	if id := meshPeer(c); id != "" {
-		opts.Context = context.WithValue(context.Background(), peerIDKey{}, id)
-	}
-	l.h2.ServeConn(c, opts)
-}
-
 // CloseSocket stops accepting and closes the bound socket; open connections carry on.
 func (l *Listener) CloseSocket() {
 	l.closing.Store(true)
@@ -242,7 +214,7 @@ func (l *Listener) CloseSocket() {
 // get GOAWAY), and returns when every connection is closed or ctx ends (then it closes the rest).
 func (l *Listener) Shutdown(ctx context.Context) error {
 	l.CloseSocket()
-	_ = l.h2base.Shutdown(ctx) // starts graceful GOAWAY on HTTP/2 connections
+	l.shutdownH2() // GOAWAY: HTTP/2 connections close once their streams are done
 	l.closeIdle()
 	done := make(chan struct{})
 	go func() { l.wg.Wait(); close(done) }()

@@ -58,17 +58,3 @@ func splitBytes(s string) []string {
 	}
 	return out
 }
-
-func TestHostOf(t *testing.T) {
-	for in, want := range map[string]string{
-		"127.0.0.1:8080":          "127.0.0.1",
-		"[::1]:443":               "::1",
-		"[::ffff:10.1.2.3]:55000": "10.1.2.3",
-		"[2001:db8::1]:80":        "2001:db8::1",
-		"no-port":                 "no-port",
-	} {
-		if got := hostOf(in); got != want {
-			t.Errorf("hostOf(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
