@@ -2,6 +2,7 @@ package listener
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -33,13 +34,16 @@ type h1Conn struct {
 	peerCerts []*x509.Certificate
 	// peerID is the verified mesh identity of the peer on a sidecar's inbound connection, or "".
 	peerID string
+	state  *connState
+	dl     proxy.Deadlines
 	x      proxy.Exchange
 	w      h1Writer
 	body   h1Body
 }
 
-func (l *Listener) serveH1(c net.Conn, br *bufio.Reader, peer netip.AddrPort, scheme string) {
-	hc := &h1Conn{l: l, c: c, br: br, bw: bufio.NewWriterSize(c, 4<<10), peer: peer, peerText: peer.Addr().Unmap().String(), scheme: scheme}
+func (l *Listener) serveH1(c net.Conn, br *bufio.Reader, peer netip.AddrPort, scheme string, state *connState) {
+	hc := &h1Conn{l: l, c: c, br: br, bw: bufio.NewWriterSize(c, 4<<10), peer: peer, peerText: peer.Addr().Unmap().String(), scheme: scheme, state: state}
+	hc.dl.Forget() // the listener may have set deadlines for the TLS handshake or the sniffing
 	if tc, ok := c.(*tls.Conn); ok {
 		if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 {
 			hc.peerCerts = st.PeerCertificates
@@ -61,17 +65,21 @@ func (hc *h1Conn) serve() {
 	for first := true; ; first = false {
 		s := hc.l.settings.Load()
 		if !first {
-			if !hc.l.setIdle(hc.c, true) {
+			if !hc.l.setIdle(hc.state, true) {
 				return
 			}
-			_ = hc.c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+			hc.dl.SetRead(hc.c, time.Now().Add(s.IdleTimeout))
 			if _, err := hc.br.Peek(1); err != nil {
 				return // idle timeout, or the client closed: both are normal ends
 			}
 			// A shutdown that began while this request was arriving lets it finish, then closes.
-			hc.l.setIdle(hc.c, false)
+			hc.l.setIdle(hc.state, false)
 		}
-		_ = hc.c.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+		if first || !headBuffered(hc.br) {
+			// The head must then arrive within the header timeout. One that arrived whole with
+			// its first byte needs no deadline change.
+			hc.dl.SetRead(hc.c, time.Now().Add(s.ReadHeaderTimeout))
+		}
 		if !hc.serveOne(s) {
 			return
 		}
@@ -107,7 +115,9 @@ func (hc *h1Conn) serveOne(s *Settings) bool {
 	if s.RequestTimeout > 0 {
 		x.Deadline = now.Add(s.RequestTimeout)
 	}
-	_ = hc.c.SetDeadline(x.Deadline)
+	// The write deadline bounds the response; the body's reader sets the read deadline when it
+	// starts, and a request without a body reads nothing more until the next head.
+	hc.dl.SetWrite(hc.c, x.Deadline)
 	hc.w.reset(hc, &x.Req)
 	x.W = &hc.w
 	x.Body = nil
@@ -129,7 +139,7 @@ func (hc *h1Conn) serveOne(s *Settings) bool {
 		if x.Req.Expect100 && !hc.body.continued {
 			return false // the client has not sent the body; we cannot know what it will do
 		}
-		_ = hc.c.SetReadDeadline(time.Now().Add(time.Second))
+		hc.dl.SetRead(hc.c, time.Now().Add(time.Second))
 		if _, err := io.CopyN(io.Discard, &hc.body, maxDrainBytes); err != io.EOF {
 			return false
 		}
@@ -200,7 +210,7 @@ func (hc *h1Conn) rejectHead(err error) {
 	hc.w.reset(hc, &x.Req)
 	hc.w.closeAfter = true
 	x.W = &hc.w
-	_ = hc.c.SetWriteDeadline(time.Now().Add(time.Second))
+	hc.dl.SetWrite(hc.c, time.Now().Add(time.Second))
 	perr := proxy.Fail(status, reason, err)
 	if h, ok := hc.l.h().(interface {
 		RejectExchange(x *proxy.Exchange, err *proxy.Error)
@@ -210,6 +220,14 @@ func (hc *h1Conn) rejectHead(err error) {
 	}
 	_ = proxy.RespondError(x, perr)
 }
+
+// headBuffered reports whether a whole request head is already in br's buffer.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, crlf2) || bytes.Contains(b, lf2)
+}
+
+var crlf2, lf2 = []byte("\r\n\r\n"), []byte("\n\n")
 
 func isQuietEnd(err error) bool {
 	var ne net.Error
@@ -250,7 +268,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	if !b.started {
 		// The route may have changed the exchange's deadline since the head was read.
 		b.started = true
-		_ = b.hc.c.SetReadDeadline(b.hc.x.Deadline)
+		b.hc.dl.SetRead(b.hc.c, b.hc.x.Deadline)
 	}
 	if b.expect && !b.continued {
 		b.continued = true

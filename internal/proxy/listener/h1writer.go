@@ -66,7 +66,7 @@ func (w *h1Writer) WriteHead(resp *httpmsg.Response) error {
 				d = floor
 			}
 		}
-		_ = w.hc.c.SetWriteDeadline(d)
+		w.hc.dl.SetWrite(w.hc.c, d)
 		if httpmsg.HasToken(resp.Header.Value("Connection"), "close") {
 			w.closeAfter = true
 		}
@@ -178,6 +178,6 @@ func (w *h1Writer) Hijack() (net.Conn, *bufio.Reader, error) {
 		return nil, nil, err
 	}
 	w.hijacked = true
-	w.hc.l.setIdle(w.hc.c, false)
+	w.hc.l.setIdle(w.hc.state, false)
 	return w.hc.c, w.hc.br, nil
 }

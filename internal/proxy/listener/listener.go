@@ -38,7 +38,7 @@ type Listener struct {
 
 	active  atomic.Int64
 	mu      sync.Mutex
-	conns   map[net.Conn]bool // every open connection; true while an HTTP/1 connection is idle
+	conns   map[*connState]struct{} // every open connection
 	h2conns map[*h2Conn]struct{}
 	closing atomic.Bool
 	wg      sync.WaitGroup
@@ -69,7 +69,7 @@ func New(ln net.Listener, s *Settings, opts Options) *Listener {
 		log:      opts.Logger,
 		onConn:   opts.OnConn,
 		onShed:   opts.OnShed,
-		conns:    make(map[net.Conn]bool),
+		conns:    make(map[*connState]struct{}),
 		h2conns:  make(map[*h2Conn]struct{}),
 	}
 	if l.log == nil {
@@ -155,8 +155,9 @@ func (l *Listener) connDone() {
 
 func (l *Listener) serveConn(c net.Conn) {
 	defer l.connDone()
-	l.track(c, true, false)
-	defer l.track(c, false, false)
+	state := &connState{c: c}
+	l.track(state, true)
+	defer l.track(state, false)
 	// Go's accepted TCP connections already have TCP_NODELAY; idle and request timeouts, not TCP
 	// keep-alive probes, find dead clients (the listener is bound without them).
 	s := l.settings.Load()
@@ -180,7 +181,7 @@ func (l *Listener) serveConn(c net.Conn) {
 			_ = tc.Close()
 			return
 		}
-		l.serveH1(tc, bufio.NewReaderSize(tc, 4<<10), peer, "https")
+		l.serveH1(tc, bufio.NewReaderSize(tc, 4<<10), peer, "https", state)
 	case ProtoH2C:
 		l.serveH2(c)
 	default:
@@ -190,7 +191,7 @@ func (l *Listener) serveConn(c net.Conn) {
 				l.serveH2(mc)
 				return
 			}
-			l.serveH1(mc, bufio.NewReaderSize(mc, 4<<10), peer, "https")
+			l.serveH1(mc, bufio.NewReaderSize(mc, 4<<10), peer, "https", state)
 			return
 		}
 		br := bufio.NewReaderSize(c, 4<<10)
@@ -200,7 +201,7 @@ func (l *Listener) serveConn(c net.Conn) {
 			l.serveH2(&bufferedConn{Conn: c, r: br})
 			return
 		}
-		l.serveH1(c, br, peer, "http")
+		l.serveH1(c, br, peer, "http", state)
 	}
 }
 
@@ -234,31 +235,36 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	}
 }
 
-// track records c as open (idle or not) or, with open false, forgets it.
-func (l *Listener) track(c net.Conn, open, idle bool) {
+// connState is what the listener knows of one open connection.
+type connState struct {
+	c net.Conn
+	// idle is set while an HTTP/1 connection waits for its next request: a shutdown closes it.
+	idle atomic.Bool
+}
+
+// track records st as open or, with open false, forgets it.
+func (l *Listener) track(st *connState, open bool) {
 	l.mu.Lock()
 	if open {
-		l.conns[c] = idle
+		l.conns[st] = struct{}{}
 	} else {
-		delete(l.conns, c)
+		delete(l.conns, st)
 	}
 	l.mu.Unlock()
 }
 
 // setIdle marks an open connection idle or busy. It reports false when the listener is closing and
 // the connection should close instead of waiting for another request.
-func (l *Listener) setIdle(c net.Conn, idle bool) bool {
-	l.mu.Lock()
-	l.conns[c] = idle
-	l.mu.Unlock()
+func (l *Listener) setIdle(st *connState, idle bool) bool {
+	st.idle.Store(idle)
 	return !l.closing.Load()
 }
 
 func (l *Listener) closeIdle() {
 	l.mu.Lock()
-	for c, idle := range l.conns {
-		if idle {
-			_ = c.Close()
+	for st := range l.conns {
+		if st.idle.Load() {
+			_ = st.c.Close()
 		}
 	}
 	l.mu.Unlock()
@@ -266,8 +272,8 @@ func (l *Listener) closeIdle() {
 
 func (l *Listener) closeAll() {
 	l.mu.Lock()
-	for c := range l.conns {
-		_ = c.Close()
+	for st := range l.conns {
+		_ = st.c.Close()
 	}
 	l.mu.Unlock()
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -195,6 +196,7 @@ type upConn struct {
 	bw       *bufio.Writer
 	lastUsed time.Time
 	reused   bool
+	dl       proxy.Deadlines
 
 	// Per-exchange state, reused: a connection carries one exchange at a time.
 	resp    httpmsg.Response
@@ -331,11 +333,17 @@ func (uc *upConn) alive() bool {
 	}
 	ok = false
 	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
+	peek := func(fd uintptr) bool {
 		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		ok = n < 0 && (rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK)
 		return true // never wait for readiness
-	})
+	}
+	err = rc.Read(peek)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The last exchange's deadline passed while the connection was idle.
+		uc.dl.Set(uc.c, time.Time{})
+		err = rc.Read(peek)
+	}
 	return err == nil && ok
 }
 
@@ -497,7 +505,7 @@ func (p *connPool) put(uc *upConn) {
 		return
 	}
 	uc.lastUsed = time.Now()
-	_ = uc.c.SetDeadline(time.Time{})
+	// The deadline stays: the next exchange sets its own (and alive clears one that passed).
 	p.mu.Lock()
 	if w := p.popWaiter(true); w != nil {
 		p.mu.Unlock()
@@ -590,12 +598,12 @@ func (t *HTTP1) forward(x *proxy.Exchange, addr string) error {
 // exchange runs one request on uc. retry reports that the failure happened before the upstream
 // sent anything, on a connection that may have been closed while idle.
 func (t *HTTP1) exchange(x *proxy.Exchange, uc *upConn) (retry bool, err error) {
-	armDeadline(uc.c, x)
+	armDeadline(uc, x)
 	uc.bw.Write(appendRequest(uc.bw.AvailableBuffer(), x))
 	if x.Body != nil {
 		var progress func()
 		if x.StreamIdle > 0 {
-			progress = func() { armDeadline(uc.c, x) }
+			progress = func() { armDeadline(uc, x) }
 		}
 		if err := writeBody(uc.bw, x, progress); err != nil {
 			uc.close()
@@ -610,7 +618,7 @@ func (t *HTTP1) exchange(x *proxy.Exchange, uc *upConn) (retry bool, err error) 
 		return true, classify(err, false)
 	}
 	if x.StreamIdle > 0 && x.Body != nil {
-		armDeadline(uc.c, x) // the response head is awaited for one idle period after the body
+		armDeadline(uc, x) // the response head is awaited for one idle period after the body
 	}
 	resp := &uc.resp
 	hdr := resp.Header[:0]
@@ -662,16 +670,16 @@ func (t *HTTP1) relay(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) err
 		} else {
 			uc.chunked.Reset(uc.br)
 		}
-		err = pump(x, uc.chunked, uc.br, uc.c)
+		err = pump(x, uc.chunked, uc.br, uc)
 		trailer = uc.chunked.Trailer()
 	case bodyLen > 0:
 		uc.fixed = io.LimitedReader{R: uc.br, N: bodyLen}
-		err = pump(x, &uc.fixed, uc.br, uc.c)
+		err = pump(x, &uc.fixed, uc.br, uc)
 		if err == nil && x.BytesOut < bodyLen {
 			err = io.ErrUnexpectedEOF
 		}
 	default: // close-delimited
-		err = pump(x, uc.br, uc.br, uc.c)
+		err = pump(x, uc.br, uc.br, uc)
 		resp.Close = true
 	}
 	x.UpstreamDuration = time.Since(x.UpstreamStart)
@@ -719,7 +727,7 @@ func discardBody(x *proxy.Exchange, uc *upConn, resp *httpmsg.Response) {
 // With buffered nil (an HTTP/2 upstream, where each read is one or more DATA frames and gRPC
 // needs every message delivered as it comes), it flushes after every read. With conn set and a
 // stream idle timeout, each read may wait one idle period on conn.
-func pump(x *proxy.Exchange, src io.Reader, buffered *bufio.Reader, conn net.Conn) error {
+func pump(x *proxy.Exchange, src io.Reader, buffered *bufio.Reader, conn *upConn) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp

@@ -21,9 +21,7 @@ func (t *HTTP1) forwardUpgrade(x *proxy.Exchange, p *connPool) error {
 	if err != nil {
 		return classify(err, true)
 	}
-	if !x.Deadline.IsZero() {
-		_ = uc.c.SetDeadline(x.Deadline)
-	}
+	uc.dl.Set(uc.c, x.Deadline)
 	uc.bw.Write(appendRequest(uc.bw.AvailableBuffer(), x))
 	if x.Body != nil && x.Req.ContentLength > 0 {
 		if err := writeBody(uc.bw, x, nil); err != nil {
@@ -69,7 +67,7 @@ func (t *HTTP1) forwardUpgrade(x *proxy.Exchange, p *connPool) error {
 		uc.close()
 		return proxy.Fail(502, proxy.ReasonUpgradeFailed, err)
 	}
-	_ = uc.c.SetDeadline(time.Time{})
+	uc.dl.Set(uc.c, time.Time{})
 	_ = dc.SetDeadline(time.Time{})
 	in, out := tunnel(dc, dbr, uc.c, uc.br)
 	x.BytesIn += in

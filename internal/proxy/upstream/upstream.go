@@ -85,18 +85,16 @@ func classify(err error, connecting bool) *proxy.Error {
 	return proxy.Fail(502, proxy.ReasonUpstreamReset, err)
 }
 
-// armDeadline sets c's deadline for the next read or write of exchange x: the exchange's
-// deadline, or sooner when the stream idle timeout would pass first.
-func armDeadline(c net.Conn, x *proxy.Exchange) {
+// armDeadline sets uc's deadline for the next read or write of exchange x: the exchange's
+// deadline (none when it has none), or sooner when the stream idle timeout would pass first.
+func armDeadline(uc *upConn, x *proxy.Exchange) {
 	d := x.Deadline
 	if x.StreamIdle > 0 {
 		if idle := time.Now().Add(x.StreamIdle); d.IsZero() || idle.Before(d) {
 			d = idle
 		}
 	}
-	if !d.IsZero() {
-		_ = c.SetDeadline(d)
-	}
+	uc.dl.Set(uc.c, d)
 }
 
 // idleTimeout turns a timeout that struck before the exchange's deadline, and so came from the
