@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -69,6 +70,9 @@ func (hc *h1Conn) serve() {
 				return
 			}
 			hc.dl.SetRead(hc.c, time.Now().Add(s.IdleTimeout))
+			if hc.br.Buffered() == 0 {
+				runtime.Gosched()
+			}
 			if _, err := hc.br.Peek(1); err != nil {
 				return // idle timeout, or the client closed: both are normal ends
 			}

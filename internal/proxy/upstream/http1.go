@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -623,6 +624,7 @@ func (t *HTTP1) exchange(x *proxy.Exchange, uc *upConn) (retry bool, err error) 
 	resp := &uc.resp
 	hdr := resp.Header[:0]
 	*resp = httpmsg.Response{Header: hdr}
+	runtime.Gosched()
 	for {
 		n, err := readResponseHead(uc.br, t.limits, x.Req.Method, resp)
 		if err != nil {
