@@ -58,7 +58,10 @@ type h2Conn struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	maxFields int
-	handlers  sync.WaitGroup
+	handlers  sync.WaitGroup // the connection's workers
+	// work hands a new stream to an idle worker; closed when the connection ends.
+	work        chan *h2Stream
+	idleWorkers atomic.Int32
 
 	// waiting counts writers queued for mu: a writer that leaves mu with none waiting flushes.
 	waiting atomic.Int32
@@ -93,6 +96,7 @@ func (l *Listener) serveH2(c net.Conn) {
 		br:            bufio.NewReaderSize(c, h2ReadBuffer),
 		bw:            bufio.NewWriterSize(c, h2WriteBuffer),
 		streams:       make(map[uint32]*h2Stream),
+		work:          make(chan *h2Stream),
 		sendWindow:    h2DefaultWindow,
 		peerWindow:    h2DefaultWindow,
 		peerFrameSize: h2DefaultFrame,
@@ -289,6 +293,7 @@ func (c *h2Conn) finish() {
 	c.mu.Unlock()
 	c.cancel()
 	_ = c.c.Close()
+	close(c.work) // no stream starts any more: idle workers end
 	c.handlers.Wait()
 }
 

@@ -36,6 +36,7 @@ type h2Stream struct {
 	declared    int64 // the request's content-length, -1 when it has none
 	trailer     httpmsg.Header
 	expect100   bool
+	reject      *proxy.Error // the answer to a request refused before routing, or nil
 
 	x proxy.Exchange
 	w h2Writer
@@ -143,9 +144,38 @@ func (c *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	c.running++
 	c.refused = 0
 	c.mu.Unlock()
-	c.handlers.Add(1)
-	go c.runStream(st, reject)
+	st.reject = reject
+	select {
+	case c.work <- st: // an idle worker of this connection takes it
+	default:
+		c.handlers.Add(1)
+		go c.worker(st)
+	}
 	return nil
+}
+
+// maxIdleWorkers is how many goroutines a connection keeps waiting for its next stream. A worker
+// keeps the stack the engine grew it to: a new goroutine per stream would grow (copy) its stack
+// again each time.
+const maxIdleWorkers = 64
+
+// worker serves st, then the connection's next streams, until the connection ends or enough
+// other workers are idle.
+func (c *h2Conn) worker(st *h2Stream) {
+	defer c.handlers.Done()
+	for {
+		c.runStream(st)
+		if c.idleWorkers.Add(1) > maxIdleWorkers {
+			c.idleWorkers.Add(-1)
+			return
+		}
+		next, ok := <-c.work
+		c.idleWorkers.Add(-1)
+		if !ok {
+			return
+		}
+		st = next
+	}
 }
 
 // trailersLocked takes the trailer fields that end a request body.
@@ -197,6 +227,7 @@ func (st *h2Stream) release() {
 	}
 	st.c = nil
 	st.x.Ctx = nil
+	st.reject = nil
 	h2Streams.Put(st)
 }
 
@@ -348,11 +379,10 @@ func joinCookies(req *httpmsg.Request) {
 }
 
 // runStream serves the stream's exchange, then ends the stream.
-func (c *h2Conn) runStream(st *h2Stream, reject *proxy.Error) {
-	defer c.handlers.Done()
+func (c *h2Conn) runStream(st *h2Stream) {
 	x := &st.x
-	if reject != nil {
-		c.reject(x, reject)
+	if st.reject != nil {
+		c.reject(x, st.reject)
 	} else {
 		c.l.h().ServeExchange(x)
 	}
