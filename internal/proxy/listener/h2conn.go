@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,9 +64,6 @@ type h2Conn struct {
 	work        chan *h2Stream
 	idleWorkers atomic.Int32
 
-	// waiting counts writers queued for mu: a writer that leaves mu with none waiting flushes.
-	waiting atomic.Int32
-
 	mu            sync.Mutex // guards everything below, and all writing
 	bw            *bufio.Writer
 	henc          *hpack.Encoder
@@ -78,6 +76,7 @@ type h2Conn struct {
 	peerFrameSize uint32
 	unackedRecv   int32 // connection receive credit consumed and not yet returned
 	recvBuffered  int64 // request body bytes received and not yet read by their exchanges
+	flushPending  bool  // a writer is about to flush the buffer
 	winWait       chan struct{}
 	refused       int // streams refused in a row at the stream limit
 	idleSince     time.Time
@@ -178,7 +177,7 @@ func (c *h2Conn) serve() {
 			// About to wait for the client: what the reader wrote (acknowledgements, window
 			// updates, resets) leaves now unless a writer is about to flush it anyway.
 			c.mu.Lock()
-			if c.waiting.Load() == 0 {
+			if !c.flushPending {
 				c.flushLocked()
 			}
 			c.mu.Unlock()
@@ -362,6 +361,7 @@ func (c *h2Conn) flushLocked() {
 		c.writeDeadline = now.Add(h2WriteTimeout)
 		_ = c.c.SetWriteDeadline(c.writeDeadline)
 	}
+	c.flushPending = false
 	if err := c.bw.Flush(); err != nil {
 		c.writeErr = err
 		c.wakeWritersLocked()
@@ -369,16 +369,24 @@ func (c *h2Conn) flushLocked() {
 	}
 }
 
-// lockWrite takes the connection's lock for writing; unlockWrite releases it, flushing unless
-// another writer is queued to flush after it.
-func (c *h2Conn) lockWrite() {
-	c.waiting.Add(1)
-	c.mu.Lock()
-	c.waiting.Add(-1)
-}
+// lockWrite takes the connection's lock for writing; unlockWrite releases it and sees that what
+// was written is flushed soon.
+func (c *h2Conn) lockWrite() { c.mu.Lock() }
 
+// unlockWrite releases the lock. The first writer that leaves frames in the buffer yields once
+// before it flushes: the other exchanges that are ready to run (on this core or any) write their
+// frames meanwhile, and they all leave in one write, one TLS record, as an event loop like
+// nginx's batches the responses of one turn. Writers that find a flush pending just leave.
 func (c *h2Conn) unlockWrite() {
-	if c.waiting.Load() == 0 {
+	if c.flushPending || c.bw.Buffered() == 0 || c.writeErr != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.flushPending = true
+	c.mu.Unlock()
+	runtime.Gosched()
+	c.mu.Lock()
+	if c.flushPending {
 		c.flushLocked()
 	}
 	c.mu.Unlock()
