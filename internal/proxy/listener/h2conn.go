@@ -173,7 +173,7 @@ func (c *h2Conn) serve() {
 	}
 	c.mu.Unlock()
 	for {
-		if c.br.Buffered() < 9 {
+		if !c.frameBuffered() {
 			// About to wait for the client: what the reader wrote (acknowledgements, window
 			// updates, resets) leaves now unless a writer is about to flush it anyway.
 			c.mu.Lock()
@@ -198,6 +198,16 @@ func (c *h2Conn) serve() {
 			return
 		}
 	}
+}
+
+// frameBuffered reports whether a whole frame is already buffered, so reading it cannot wait.
+func (c *h2Conn) frameBuffered() bool {
+	n := c.br.Buffered()
+	if n < 9 {
+		return false
+	}
+	h, _ := c.br.Peek(3)
+	return n >= 9+(int(h[0])<<16|int(h[1])<<8|int(h[2]))
 }
 
 // readPreface reads the client preface. A connection that does not start with it is closed.
