@@ -136,6 +136,9 @@ func (c *h2Conn) onData(f *http2.DataFrame) error {
 		return http2.ConnectionError(http2.ErrCodeFlowControl)
 	}
 	st := c.streams[f.StreamID]
+	if st != nil && st.remoteDone && st.localDone && !st.resetSent {
+		return http2.ConnectionError(http2.ErrCodeStreamClosed) // closed both ways (RFC 9113 §5.1)
+	}
 	if st == nil || st.remoteDone || st.resetSent {
 		// Closed, half-closed or reset: the bytes are not wanted, but the connection's window
 		// still gets them back.

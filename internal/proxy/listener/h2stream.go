@@ -27,6 +27,7 @@ type h2Stream struct {
 	recvWindow  int32
 	unackedRecv int32
 	remoteDone  bool // the client's END_STREAM arrived
+	localDone   bool // the response's END_STREAM was written
 	resetSent   bool // a reset went either way: no frame may be sent on the stream any more
 	forgotten   bool // removed from the connection's stream table
 	err         error
@@ -180,6 +181,10 @@ func (c *h2Conn) worker(st *h2Stream) {
 
 // trailersLocked takes the trailer fields that end a request body.
 func (c *h2Conn) trailersLocked(st *h2Stream, f *http2.MetaHeadersFrame) error {
+	if st.remoteDone && st.localDone {
+		// Closed both ways, though its exchange has not yet let go of it (RFC 9113 §5.1).
+		return http2.ConnectionError(http2.ErrCodeStreamClosed)
+	}
 	if st.remoteDone || st.resetSent {
 		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeStreamClosed}
 	}
@@ -205,7 +210,7 @@ func (st *h2Stream) reset(c *h2Conn, id uint32) {
 	st.sendWindow = int64(c.peerWindow)
 	c.mu.Unlock()
 	st.recvWindow, st.unackedRecv = h2StreamWindow, 0
-	st.remoteDone, st.resetSent, st.forgotten = false, false, false
+	st.remoteDone, st.localDone, st.resetSent, st.forgotten = false, false, false, false
 	st.err, st.received, st.declared = nil, 0, -1
 	st.body, st.off = st.body[:0], 0
 	st.trailer = st.trailer[:0]

@@ -142,6 +142,14 @@ func (w *h2Writer) send(p []byte, end bool, trailer httpmsg.Header) error {
 }
 
 func (w *h2Writer) sendLocked(p []byte, end bool, trailer httpmsg.Header) error {
+	err := w.writeLocked(p, end, trailer)
+	if err == nil && end {
+		w.st.localDone = true
+	}
+	return err
+}
+
+func (w *h2Writer) writeLocked(p []byte, end bool, trailer httpmsg.Header) error {
 	dataEnd := end && len(trailer) == 0
 	if !w.headSent {
 		w.headSent = true
