@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"text/template"
 	"time"
@@ -150,6 +151,9 @@ func RunMesh(ctx context.Context, o MeshOptions) error {
 	base := "http://" + o.Listen
 	if err := waitServes(ctx, base+"/shop/order", 60*time.Second); err != nil {
 		fmt.Fprintf(o.Out, "meshgate up: the mesh did not answer /shop/order yet (%v); logs are in %s\n", err, logs)
+		for _, w := range meshWorkloads {
+			fmt.Fprintf(o.Out, "  %s: %s\n", w.instance, lastLines(filepath.Join(logs, w.instance+".log"), 5))
+		}
 	}
 	fmt.Fprintln(o.Out, instructions(mode, why, base, o.Admin, o.ControlAdmin, logs))
 	<-ctx.Done()
@@ -281,9 +285,10 @@ func instructions(mode, why, base, adminAddr, controlAdmin, logs string) string 
 
 // processes are the workload processes the mesh started.
 type processes struct {
-	log  *slog.Logger
-	cmds []*exec.Cmd
-	done []chan struct{}
+	log      *slog.Logger
+	stopping atomic.Bool
+	cmds     []*exec.Cmd
+	done     []chan struct{}
 }
 
 // start runs args with output to logFile, in its own process group.
@@ -303,7 +308,11 @@ func (p *processes) start(name string, args []string, logFile string) error {
 	go func() {
 		err := cmd.Wait()
 		f.Close()
-		p.log.Info("workload process ended", "workload", name, "error", err)
+		if p.stopping.Load() {
+			p.log.Info("workload process ended", "workload", name, "error", err)
+		} else {
+			p.log.Warn("workload process ended before the mesh stopped", "workload", name, "error", err, "log", logFile)
+		}
 		close(done)
 	}()
 	p.cmds = append(p.cmds, cmd)
@@ -313,6 +322,7 @@ func (p *processes) start(name string, args []string, logFile string) error {
 
 // stop sends SIGTERM to every process group and waits (SIGKILL after 15s).
 func (p *processes) stop() {
+	p.stopping.Store(true)
 	for _, c := range p.cmds {
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
 	}
@@ -325,4 +335,20 @@ func (p *processes) stop() {
 			<-d
 		}
 	}
+}
+
+// lastLines returns the last n lines of the file at path, joined with " | ", or why it cannot.
+func lastLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	if len(lines) == 1 && lines[0] == "" {
+		return "(no output)"
+	}
+	return strings.Join(lines, " | ")
 }
