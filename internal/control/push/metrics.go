@@ -1,9 +1,9 @@
 package push
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	obsmetrics "github.com/meshgate/meshgate/internal/observe/metrics"
 )
 
 // metrics are the push server's collectors.
@@ -43,23 +43,11 @@ func newMetrics(reg prometheus.Registerer, stale func() float64) *metrics {
 		Name: "meshgate_control_push_stale_proxies",
 		Help: "Proxies whose ACK of a config push is overdue.",
 	}, stale)
-	m.streams = register(reg, m.streams)
-	m.responses = register(reg, m.responses)
-	m.nacks = register(reg, m.nacks)
-	m.duration = register(reg, m.duration)
-	_ = register[prometheus.Collector](reg, staleGauge)
+	// A second server on the same registry counts into the first one's collectors.
+	m.streams, _ = obsmetrics.Register(reg, m.streams)
+	m.responses, _ = obsmetrics.Register(reg, m.responses)
+	m.nacks, _ = obsmetrics.Register(reg, m.nacks)
+	m.duration, _ = obsmetrics.Register(reg, m.duration)
+	_, _ = obsmetrics.Register[prometheus.Collector](reg, staleGauge)
 	return m
-}
-
-// register registers c on reg, or returns the collector already registered under its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	obsmetrics "github.com/meshgate/meshgate/internal/observe/metrics"
 )
 
 // Operation results as counted in meshgate_control_store_operations_total.
@@ -39,32 +41,16 @@ func newMetrics(reg prometheus.Registerer, backend string) (*metrics, error) {
 	}, []string{"backend"})
 	if reg != nil {
 		var err error
-		if ops, err = register(reg, ops); err != nil {
+		if ops, err = obsmetrics.Register(reg, ops); err != nil {
 			return nil, err
 		}
-		if up, err = register(reg, up); err != nil {
+		if up, err = obsmetrics.Register(reg, up); err != nil {
 			return nil, err
 		}
 	}
 	m := &metrics{ops: ops, up: up.WithLabelValues(backend), backend: backend}
 	m.up.Set(1)
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	if err != nil {
-		var zero C
-		return zero, err
-	}
-	return c, nil
 }
 
 // observe counts one operation with its outcome and returns err unchanged. Contract outcomes

@@ -1,9 +1,9 @@
 package xds
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	obsmetrics "github.com/meshgate/meshgate/internal/observe/metrics"
 )
 
 // metrics are the xDS server's collectors.
@@ -25,21 +25,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"type"}),
 	}
 	if reg != nil {
-		m.streams = register(reg, m.streams)
-		m.nacks = register(reg, m.nacks)
+		// A second server on the same registry counts into the first one's collectors.
+		m.streams, _ = obsmetrics.Register(reg, m.streams)
+		m.nacks, _ = obsmetrics.Register(reg, m.nacks)
 	}
 	return m
-}
-
-// register registers c on reg, or returns the collector already registered under its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

@@ -2,9 +2,10 @@ package cluster
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshgate/meshgate/internal/observe/metrics"
 )
 
 // Circuit-breaker thresholds, as they appear in errors and in the "threshold" label of
@@ -51,45 +52,29 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 	}
 	m := &Metrics{}
 	var err error
-	if m.BreakerOpen, err = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	if m.BreakerOpen, err = metrics.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_circuit_breaker_open",
 		Help: "1 while the service's circuit breaker is open or half-open after consecutive failures, 0 while closed.",
 	}, []string{"service"})); err != nil {
 		return nil, err
 	}
-	if m.BreakerRejected, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.BreakerRejected, err = metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshgate_circuit_breaker_rejected_total",
 		Help: "Requests the service's circuit breaker refused with 503 circuit_open, by the threshold that refused them.",
 	}, []string{"service", "threshold"})); err != nil {
 		return nil, err
 	}
-	if m.Ejections, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if m.Ejections, err = metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshgate_outlier_ejections_total",
 		Help: "Endpoints ejected by outlier detection, by service and rule (consecutive_5xx, consecutive_gateway_errors, success_rate).",
 	}, []string{"service", "reason"})); err != nil {
 		return nil, err
 	}
-	if m.Ejected, err = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	if m.Ejected, err = metrics.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "meshgate_outlier_ejected",
 		Help: "1 while outlier detection keeps the endpoint out of load balancing, 0 otherwise.",
 	}, []string{"service", "endpoint"})); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c on reg, or returns the equal collector registered before.
-func register[C prometheus.Collector](reg *prometheus.Registry, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if old, ok := are.ExistingCollector.(C); ok {
-			return old, nil
-		}
-	}
-	var zero C
-	return zero, fmt.Errorf("cluster: metrics: %w", err)
 }

@@ -1,9 +1,9 @@
 package fault
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshgate/meshgate/internal/observe/metrics"
 )
 
 // Metrics holds the fault policy's collectors. Create one per process with NewMetrics and share
@@ -20,12 +20,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "meshgate_fault_injected_total",
 		Help: "Faults injected by route and kind (delay, abort).",
 	}, []string{"route", "kind"})
-	if err := reg.Register(v); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			panic(err)
-		}
-		v = are.ExistingCollector.(*prometheus.CounterVec)
+	v, err := metrics.Register(reg, v)
+	if err != nil {
+		panic(err) // a different collector under the same name: a programming error
 	}
 	return &Metrics{injected: v}
 }

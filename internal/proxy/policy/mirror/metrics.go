@@ -1,9 +1,9 @@
 package mirror
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshgate/meshgate/internal/observe/metrics"
 )
 
 // Metrics holds the mirror policy's collectors. Create one per process with NewMetrics and share
@@ -20,12 +20,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "meshgate_mirror_requests_total",
 		Help: "Requests sampled for mirroring, by route and result (sent, failed, dropped, skipped).",
 	}, []string{"route", "result"})
-	if err := reg.Register(v); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			panic(err)
-		}
-		v = are.ExistingCollector.(*prometheus.CounterVec)
+	v, err := metrics.Register(reg, v)
+	if err != nil {
+		panic(err) // a different collector under the same name: a programming error
 	}
 	return &Metrics{requests: v}
 }
