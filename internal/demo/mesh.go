@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/template"
@@ -140,9 +141,9 @@ func RunMesh(ctx context.Context, o MeshOptions) error {
 	procs := &processes{log: o.Log}
 	defer procs.stop()
 	for i, w := range meshWorkloads {
-		args, err := workloadArgs(o.Self, mode, topo, i, w, cp.GRPCAddr().String(), cdir, filepath.Join(dir, "sidecars", w.instance))
-		if err != nil {
-			return err
+		args := func() ([]string, error) {
+			// Built anew for each start: on loopback, a restart gets fresh ports.
+			return workloadArgs(o.Self, mode, topo, i, w, cp.GRPCAddr().String(), cdir, filepath.Join(dir, "sidecars", w.instance))
 		}
 		if err := procs.start(w.instance, args, filepath.Join(logs, w.instance+".log")); err != nil {
 			return err
@@ -287,52 +288,112 @@ func instructions(mode, why, base, adminAddr, controlAdmin, logs string) string 
 type processes struct {
 	log      *slog.Logger
 	stopping atomic.Bool
-	cmds     []*exec.Cmd
-	done     []chan struct{}
+	procs    []*process
 }
 
-// start runs args with output to logFile, in its own process group.
-func (p *processes) start(name string, args []string, logFile string) error {
-	f, err := os.Create(logFile)
+// process is one workload process and the ones that replaced it.
+type process struct {
+	mu   sync.Mutex
+	cmd  *exec.Cmd     // the one running now
+	done chan struct{} // closed when the workload is over for good
+}
+
+// Startup restarts: a workload process that ends this soon after it started (its sidecar could
+// not bind a port another process took meanwhile, say) is started again, a few times, with a new
+// command line. One that ends later (POST /orders/crash) stays down, as the demo intends.
+const (
+	startupWindow = 10 * time.Second
+	maxRestarts   = 3
+)
+
+// start runs the command args returns, with output to logFile, in its own process group.
+func (p *processes) start(name string, args func() ([]string, error), logFile string) error {
+	pr := &process{done: make(chan struct{})}
+	cmd, f, err := p.spawn(name, args, logFile)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(args[0], args[1:]...)
+	pr.cmd = cmd
+	p.procs = append(p.procs, pr)
+	go p.supervise(name, pr, f, args, logFile)
+	return nil
+}
+
+// spawn starts one process of a workload.
+func (p *processes) spawn(name string, args func() ([]string, error), logFile string) (*exec.Cmd, *os.File, error) {
+	argv, err := args()
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		return fmt.Errorf("up: starting %s: %w", name, err)
+		return nil, nil, fmt.Errorf("up: starting %s: %w", name, err)
 	}
-	done := make(chan struct{})
-	go func() {
+	return cmd, f, nil
+}
+
+// supervise waits for the workload's process, and starts it again when it ended during startup.
+func (p *processes) supervise(name string, pr *process, f *os.File, args func() ([]string, error), logFile string) {
+	defer close(pr.done)
+	for restarts := 0; ; restarts++ {
+		pr.mu.Lock()
+		cmd := pr.cmd
+		pr.mu.Unlock()
+		started := time.Now()
 		err := cmd.Wait()
 		f.Close()
 		if p.stopping.Load() {
 			p.log.Info("workload process ended", "workload", name, "error", err)
-		} else {
-			p.log.Warn("workload process ended before the mesh stopped", "workload", name, "error", err, "log", logFile)
+			return
 		}
-		close(done)
-	}()
-	p.cmds = append(p.cmds, cmd)
-	p.done = append(p.done, done)
-	return nil
+		p.log.Warn("workload process ended before the mesh stopped", "workload", name, "error", err, "log", logFile)
+		// What is left of its process group (the workload its sidecar started) goes with it.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if time.Since(started) > startupWindow || restarts >= maxRestarts {
+			return
+		}
+		pr.mu.Lock()
+		if p.stopping.Load() {
+			pr.mu.Unlock()
+			return
+		}
+		next, nf, serr := p.spawn(name, args, logFile)
+		if serr != nil {
+			pr.mu.Unlock()
+			p.log.Warn("workload could not be started again", "workload", name, "error", serr)
+			return
+		}
+		pr.cmd, f = next, nf
+		pr.mu.Unlock()
+		p.log.Warn("workload process started again", "workload", name, "restarts", restarts+1)
+	}
 }
 
 // stop sends SIGTERM to every process group and waits (SIGKILL after 15s).
 func (p *processes) stop() {
 	p.stopping.Store(true)
-	for _, c := range p.cmds {
-		_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
+	signal := func(pr *process, sig syscall.Signal) {
+		pr.mu.Lock()
+		_ = syscall.Kill(-pr.cmd.Process.Pid, sig)
+		pr.mu.Unlock()
+	}
+	for _, pr := range p.procs {
+		signal(pr, syscall.SIGTERM)
 	}
 	deadline := time.After(15 * time.Second)
-	for i, d := range p.done {
+	for _, pr := range p.procs {
 		select {
-		case <-d:
+		case <-pr.done:
 		case <-deadline:
-			_ = syscall.Kill(-p.cmds[i].Process.Pid, syscall.SIGKILL)
-			<-d
+			signal(pr, syscall.SIGKILL)
+			<-pr.done
 		}
 	}
 }
