@@ -3,12 +3,9 @@ package listener
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"runtime"
 	"strconv"
 	"time"
@@ -24,36 +21,21 @@ const maxDrainBytes = 256 << 10
 // h1Conn is one downstream HTTP/1 connection. Requests on it are served in turn by the goroutine
 // that accepted it; the exchange, writer and body reader are reused for every request.
 type h1Conn struct {
-	l        *Listener
-	c        net.Conn
-	br       *bufio.Reader
-	bw       *bufio.Writer
-	peer     netip.AddrPort
-	peerText string
-	scheme   string
-	// peerCerts is the client's verified certificate chain on a TLS connection, or nil.
-	peerCerts []*x509.Certificate
-	// peerID is the verified mesh identity of the peer on a sidecar's inbound connection, or "".
-	peerID string
-	state  *connState
-	dl     proxy.Deadlines
-	x      proxy.Exchange
-	w      h1Writer
-	body   h1Body
+	peerInfo
+	l     *Listener
+	c     net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	state *connState
+	dl    proxy.Deadlines
+	x     proxy.Exchange
+	w     h1Writer
+	body  h1Body
 }
 
-func (l *Listener) serveH1(c net.Conn, br *bufio.Reader, peer netip.AddrPort, scheme string, state *connState) {
-	hc := &h1Conn{l: l, c: c, br: br, bw: bufio.NewWriterSize(c, 4<<10), peer: peer, peerText: peer.Addr().Unmap().String(), scheme: scheme, state: state}
+func (l *Listener) serveH1(c net.Conn, br *bufio.Reader, state *connState) {
+	hc := &h1Conn{peerInfo: newPeerInfo(c), l: l, c: c, br: br, bw: bufio.NewWriterSize(c, 4<<10), state: state}
 	hc.dl.Forget() // the listener may have set deadlines for the TLS handshake or the sniffing
-	if tc, ok := c.(*tls.Conn); ok {
-		if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 {
-			hc.peerCerts = st.PeerCertificates
-		}
-	}
-	if mc, ok := c.(*MeshConn); ok {
-		hc.peerID = mc.PeerID
-		hc.peerCerts = mc.ConnectionState().PeerCertificates
-	}
 	hc.serve()
 }
 
@@ -108,17 +90,7 @@ func (hc *h1Conn) serveOne(s *Settings) bool {
 		x.Req.Upgrade = ""
 		x.Req.Header.Del("HTTP2-Settings")
 	}
-	now := time.Now()
-	x.Start = now
-	x.Listener = hc.l.name
-	x.Scheme = hc.scheme
-	x.Peer = hc.peer
-	x.PeerText = hc.peerText
-	x.PeerCertificates = hc.peerCerts
-	x.PeerID = hc.peerID
-	if s.RequestTimeout > 0 {
-		x.Deadline = now.Add(s.RequestTimeout)
-	}
+	hc.l.startExchange(x, &hc.peerInfo, s)
 	// The write deadline bounds the response; the body's reader sets the read deadline when it
 	// starts, and a request without a body reads nothing more until the next head.
 	hc.dl.SetWrite(hc.c, x.Deadline)

@@ -3,12 +3,9 @@ package listener
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -46,16 +43,12 @@ var (
 // buffer. Writers group-commit: the last writer out flushes, so responses that are ready together
 // leave in one write (one TLS record) instead of one per stream.
 type h2Conn struct {
+	peerInfo
 	l         *Listener
 	c         net.Conn
 	s         *Settings
 	br        *bufio.Reader
 	fr        *http2.Framer
-	peer      netip.AddrPort
-	peerText  string
-	scheme    string
-	peerCerts []*x509.Certificate
-	peerID    string
 	ctx       context.Context
 	cancel    context.CancelFunc
 	maxFields int
@@ -99,24 +92,11 @@ func (l *Listener) serveH2(c net.Conn) {
 		sendWindow:    h2DefaultWindow,
 		peerWindow:    h2DefaultWindow,
 		peerFrameSize: h2DefaultFrame,
-		scheme:        "http",
+		peerInfo:      newPeerInfo(c),
 		maxFields:     s.Limits.MaxHeaderCount,
 	}
 	if hc.maxFields <= 0 {
 		hc.maxFields = http1.DefaultMaxHeaderCount
-	}
-	hc.peer = addrPort(c.RemoteAddr())
-	hc.peerText = hc.peer.Addr().Unmap().String()
-	switch tc := unwrapConn(c).(type) {
-	case *MeshConn:
-		hc.peerID = tc.PeerID
-		hc.peerCerts = tc.ConnectionState().PeerCertificates
-		hc.scheme = "https"
-	case *tls.Conn:
-		hc.scheme = "https"
-		if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 {
-			hc.peerCerts = st.PeerCertificates
-		}
 	}
 	hc.ctx, hc.cancel = context.WithCancel(context.Background())
 	hc.henc = hpack.NewEncoder(hbufWriter{hc})

@@ -315,17 +315,7 @@ func (st *h2Stream) readRequest(f *http2.MetaHeadersFrame) (http2.ErrCode, *prox
 		req.ContentLength = st.declared
 	}
 
-	now := time.Now()
-	x.Start = now
-	x.Listener = c.l.name
-	x.Scheme = c.scheme
-	x.Peer = c.peer
-	x.PeerText = c.peerText
-	x.PeerCertificates = c.peerCerts
-	x.PeerID = c.peerID
-	if s.RequestTimeout > 0 {
-		x.Deadline = now.Add(s.RequestTimeout)
-	}
+	c.l.startExchange(x, &c.peerInfo, s)
 	x.Ctx, st.cancel = context.WithCancel(c.ctx)
 	x.W = &st.w
 	x.Body = nil

@@ -181,7 +181,7 @@ func (l *Listener) serveConn(c net.Conn) {
 			_ = tc.Close()
 			return
 		}
-		l.serveH1(tc, bufio.NewReaderSize(tc, 4<<10), peer, "https", state)
+		l.serveH1(tc, bufio.NewReaderSize(tc, 4<<10), state)
 	case ProtoH2C:
 		l.serveH2(c)
 	default:
@@ -191,7 +191,7 @@ func (l *Listener) serveConn(c net.Conn) {
 				l.serveH2(mc)
 				return
 			}
-			l.serveH1(mc, bufio.NewReaderSize(mc, 4<<10), peer, "https", state)
+			l.serveH1(mc, bufio.NewReaderSize(mc, 4<<10), state)
 			return
 		}
 		br := bufio.NewReaderSize(c, 4<<10)
@@ -201,7 +201,7 @@ func (l *Listener) serveConn(c net.Conn) {
 			l.serveH2(&bufferedConn{Conn: c, r: br})
 			return
 		}
-		l.serveH1(c, br, peer, "http", state)
+		l.serveH1(c, br, state)
 	}
 }
 
