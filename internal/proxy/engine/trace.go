@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -114,7 +117,7 @@ func newTracing(k tracingKey) (*tracing, error) {
 	res := resource.NewSchemaless(attribute.String("service.name", k.serviceName))
 	p := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(tracingBatchTimeout), sdktrace.WithExportTimeout(k.timeout)),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(k.sampleRate))),
+		sdktrace.WithSampler(hopSampler{base: sdktrace.ParentBased(sdktrace.TraceIDRatioBased(k.sampleRate))}),
 		sdktrace.WithResource(res),
 	)
 	return &tracing{
@@ -168,26 +171,108 @@ func (e *Engine) retireTracing(old, t *Table) {
 
 // begin starts the server span of x's hop, continuing the trace its W3C traceparent names, and
 // sets x.Trace so its upstream attempts get client spans. end must follow.
+//
+// Most hops are not sampled: their parent said so, or (at the root) the sample rate decides
+// against them. Those skip the SDK: no span, no context, only a traceparent with the sampled flag
+// clear sent upstream, so that the next hop decides the same (see fastHop).
 func (tr *tracing) begin(x *proxy.Exchange) *hop {
 	h, _ := tr.hops.Get().(*hop)
 	if h == nil {
 		h = &hop{tr: tr}
 	}
 	h.prevCtx = x.Ctx
+	x.Trace = h
+	tid, sampled, ok := parseTraceparent(x.Req.Header.Value("traceparent"))
+	switch {
+	case ok && !sampled:
+		h.fast, h.traceID = true, tid
+		return h
+	case !ok && !tr.sampleRoot():
+		h.fast = true
+		binary.BigEndian.PutUint64(h.traceID[:8], rand.Uint64())
+		binary.BigEndian.PutUint64(h.traceID[8:], rand.Uint64()|1) // never all zero
+		return h
+	}
 	parent := x.Ctx
 	if parent == nil {
 		parent = context.Background()
+	}
+	if !ok {
+		parent = context.WithValue(parent, sampledRoot{}, true) // decided above: see hopSampler
 	}
 	parent = tr.prop.Extract(parent, headerCarrier{&x.Req.Header})
 	name := x.Listener
 	h.ctx, h.span = tr.tracer.Start(parent, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(x.Start))
 	x.Ctx = h.ctx
-	x.Trace = h
 	return h
+}
+
+// sampleRoot makes the sample rate's decision for a trace that starts here.
+func (tr *tracing) sampleRoot() bool {
+	r := tr.key.sampleRate
+	switch {
+	case r >= 1:
+		return true
+	case r <= 0:
+		return false
+	}
+	return rand.Float64() < r
+}
+
+// sampledRoot marks the context of a root span the sample rate chose.
+type sampledRoot struct{}
+
+// hopSampler samples the root spans begin chose (it made the rate's decision itself) and leaves
+// every other decision to base (parent-based, then the rate).
+type hopSampler struct{ base sdktrace.Sampler }
+
+// ShouldSample implements sdktrace.Sampler.
+func (s hopSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	if v, _ := p.ParentContext.Value(sampledRoot{}).(bool); v && !trace.SpanContextFromContext(p.ParentContext).IsValid() {
+		return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample}
+	}
+	return s.base.ShouldSample(p)
+}
+
+// Description implements sdktrace.Sampler.
+func (s hopSampler) Description() string { return "meshgate(" + s.base.Description() + ")" }
+
+// parseTraceparent reads a W3C traceparent (version 00 layout; later versions may append
+// fields): the trace id and the sampled flag, and whether it is valid.
+func parseTraceparent(v string) (tid [16]byte, sampled, ok bool) {
+	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' || len(v) > 55 && v[55] != '-' || v[:2] == "ff" {
+		return tid, false, false
+	}
+	var ver [1]byte
+	var sid [8]byte
+	var flags [1]byte
+	if _, err := hex.Decode(ver[:], []byte(v[0:2])); err != nil {
+		return tid, false, false
+	}
+	if ver[0] == 0 && len(v) != 55 {
+		return tid, false, false
+	}
+	if _, err := hex.Decode(tid[:], []byte(v[3:35])); err != nil || tid == [16]byte{} {
+		return tid, false, false
+	}
+	if _, err := hex.Decode(sid[:], []byte(v[36:52])); err != nil || sid == [8]byte{} {
+		return tid, false, false
+	}
+	if _, err := hex.Decode(flags[:], []byte(v[53:55])); err != nil {
+		return tid, false, false
+	}
+	return tid, flags[0]&1 == 1, true
 }
 
 // end finishes the server span of x's hop with what the exchange came to, and restores x.
 func (h *hop) end(x *proxy.Exchange) {
+	if h.fast {
+		x.Trace = nil
+		tr := h.tr
+		*h = hop{tr: tr}
+		tr.hops.Put(h)
+		return
+	}
 	sp := h.span
 	if sp.IsRecording() {
 		if x.Route != "" {
@@ -241,13 +326,16 @@ func (h *hop) end(x *proxy.Exchange) {
 }
 
 // hop is the tracing state of one exchange: its server span and the client span of the upstream
-// attempt in progress. It implements proxy.AttemptTracer.
+// attempt in progress, or for an unsampled hop (fast) only the trace id to pass on. It implements
+// proxy.AttemptTracer.
 type hop struct {
 	tr      *tracing
 	span    trace.Span
 	ctx     context.Context // carries span
 	prevCtx context.Context // x.Ctx before begin
 	attempt trace.Span      // the attempt in progress, or nil
+	fast    bool            // not sampled: no span, traceID only
+	traceID [16]byte
 }
 
 var _ proxy.AttemptTracer = (*hop)(nil)
@@ -255,6 +343,20 @@ var _ proxy.AttemptTracer = (*hop)(nil)
 // StartAttempt starts the client span of an upstream attempt, a child of the hop's server span,
 // and puts its trace context into the request header the upstream receives.
 func (h *hop) StartAttempt(x *proxy.Exchange, endpoint string) {
+	if h.fast {
+		// The upstream learns the trace and that it is not sampled; the parent id is new, as a
+		// client span's would be.
+		var b [55]byte
+		copy(b[:3], "00-")
+		hex.Encode(b[3:35], h.traceID[:])
+		b[35] = '-'
+		var sid [8]byte
+		binary.BigEndian.PutUint64(sid[:], rand.Uint64()|1)
+		hex.Encode(b[36:52], sid[:])
+		copy(b[52:], "-00")
+		x.Req.Header.Set("traceparent", string(b[:]))
+		return
+	}
 	if h.attempt != nil {
 		h.attempt.End()
 	}

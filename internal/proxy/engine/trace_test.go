@@ -251,3 +251,55 @@ func TestTracingReload(t *testing.T) {
 		t.Fatalf("tracing stayed on without the block")
 	}
 }
+
+// TestTracingUnsampledRoot checks a trace that starts unsampled (sample rate 0): no span is
+// exported, and the upstream still gets a valid traceparent with the sampled flag off, so that
+// the next hop does not start a trace of its own.
+func TestTracingUnsampledRoot(t *testing.T) {
+	rcv := testotlp.StartGRPC(t)
+	origin := &flakyOrigin{n: 1}
+	e, _ := newTestEngine(t)
+	mustApply(t, e, tracingConfig(t, startFlakyOrigin(t, origin),
+		fmt.Sprintf("telemetry:\n  tracing: {endpoint: %q, sampleRate: 0}\n", rcv.Endpoint)))
+	addr := serveEngine(t, e)
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	parents, _ := origin.seen()
+	if len(parents) != 1 {
+		t.Fatalf("origin got traceparents %q, want one", parents)
+	}
+	tid, sampled, ok := parseTraceparent(parents[0])
+	if !ok || sampled || tid == [16]byte{} {
+		t.Fatalf("origin got traceparent %q: valid %v, sampled %v", parents[0], ok, sampled)
+	}
+	time.Sleep(2 * tracingBatchTimeout)
+	if spans := rcv.Spans(); len(spans) != 0 {
+		t.Fatalf("%d spans exported at sample rate 0", len(spans))
+	}
+}
+
+func TestParseTraceparent(t *testing.T) {
+	const tid = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for _, tt := range []struct {
+		in            string
+		sampled, want bool
+	}{
+		{"00-" + tid + "-00f067aa0ba902b7-01", true, true},
+		{"00-" + tid + "-00f067aa0ba902b7-00", false, true},
+		{"01-" + tid + "-00f067aa0ba902b7-01-future", true, true},
+		{"00-" + tid + "-00f067aa0ba902b7-01-extra", false, false}, // version 00 is exactly 55 long
+		{"ff-" + tid + "-00f067aa0ba902b7-01", false, false},
+		{"00-00000000000000000000000000000000-00f067aa0ba902b7-01", false, false},
+		{"00-" + tid + "-0000000000000000-01", false, false},
+		{"00-" + tid + "-00f067aa0ba902bz-01", false, false},
+		{"", false, false},
+	} {
+		_, sampled, ok := parseTraceparent(tt.in)
+		if ok != tt.want || ok && sampled != tt.sampled {
+			t.Errorf("parseTraceparent(%q) = sampled %v, ok %v; want %v, %v", tt.in, sampled, ok, tt.sampled, tt.want)
+		}
+	}
+}
