@@ -24,6 +24,7 @@ import (
 
 	"github.com/meshgate/meshgate/internal/gateway"
 	"github.com/meshgate/meshgate/internal/observe/metrics"
+	"github.com/meshgate/meshgate/internal/testport"
 )
 
 // TestMain fails the package when any test leaves a goroutine behind: every gateway, upstream
@@ -116,19 +117,10 @@ func baseURL(t testing.TB, gw *gateway.Gateway, name string) string {
 	return "http://" + listenerAddr(t, gw, name)
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago. Another process
-// could take it in between; on a test machine that is rare enough.
+// freeAddr returns a loopback address with a port that is free now (see testport).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
+	return testport.Addr(t)
 }
 
 // upstream is a real HTTP server on loopback that stands for one service endpoint.
