@@ -20,16 +20,17 @@ import (
 // HTTP/2 windows and buffers. The receive windows bound what one connection can make the proxy
 // buffer: a stream's unread request body, and all of them together.
 const (
-	h2StreamWindow  = 1 << 20 // advertised SETTINGS_INITIAL_WINDOW_SIZE
-	h2ConnWindow    = 1 << 20 // the connection's receive window, raised from 65535 at once
-	h2WriteBuffer   = 32 << 10
-	h2ReadBuffer    = 16 << 10
-	h2MaxTableSize  = 4096  // the most of the client's HEADER_TABLE_SIZE our encoder uses
-	h2DefaultWindow = 65535 // RFC 9113 §6.9.2
-	h2MaxWindow     = 1<<31 - 1
-	h2DefaultFrame  = 16384 // SETTINGS_MAX_FRAME_SIZE until the client says otherwise
-	h2WriteTimeout  = 30 * time.Second
-	h2GoAwayDrain   = time.Second // how long a closing connection reads what the client still sends
+	h2StreamWindow   = 1 << 20 // advertised SETTINGS_INITIAL_WINDOW_SIZE
+	h2ConnWindow     = 1 << 20 // the connection's receive window, raised from 65535 at once
+	h2WriteBuffer    = 32 << 10
+	h2ReadBuffer     = 16 << 10
+	h2MaxTableSize   = 4096  // the most of the client's HEADER_TABLE_SIZE our encoder uses
+	h2DefaultWindow  = 65535 // RFC 9113 §6.9.2
+	h2MaxWindow      = 1<<31 - 1
+	h2DefaultFrame   = 16384 // SETTINGS_MAX_FRAME_SIZE until the client says otherwise
+	h2WriteTimeout   = 30 * time.Second
+	h2GoAwayDrain    = time.Second // how long a closing connection reads what the client still sends
+	h2DefaultStreams = 250         // the stream limit when the settings give none
 )
 
 var (
@@ -52,7 +53,9 @@ type h2Conn struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	maxFields int
-	handlers  sync.WaitGroup // the connection's workers
+	// maxStreams is the most streams whose exchanges run at once (the advertised limit).
+	maxStreams int
+	handlers   sync.WaitGroup // the connection's workers
 	// work hands a new stream to an idle worker; closed when the connection ends.
 	work        chan *h2Stream
 	idleWorkers atomic.Int32
@@ -98,6 +101,10 @@ func (l *Listener) serveH2(c net.Conn) {
 	if hc.maxFields <= 0 {
 		hc.maxFields = http1.DefaultMaxHeaderCount
 	}
+	hc.maxStreams = int(s.MaxConcurrentStreams)
+	if hc.maxStreams <= 0 {
+		hc.maxStreams = h2DefaultStreams
+	}
 	hc.ctx, hc.cancel = context.WithCancel(context.Background())
 	hc.henc = hpack.NewEncoder(hbufWriter{hc})
 	hc.henc.SetMaxDynamicTableSizeLimit(h2MaxTableSize)
@@ -140,7 +147,7 @@ func (c *h2Conn) serve() {
 	_ = c.c.SetReadDeadline(time.Time{})
 	c.mu.Lock()
 	_ = c.fr.WriteSettings(
-		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.s.MaxConcurrentStreams},
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(c.maxStreams)},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.fr.MaxHeaderListSize},
 	)

@@ -115,13 +115,13 @@ func (c *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		c.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
-	if c.running >= int(c.s.MaxConcurrentStreams) {
+	if c.running >= c.maxStreams {
 		// Exchanges of streams the client reset still count until they end: resetting streams
 		// cannot make the proxy start more work than the limit (HTTP/2 rapid reset).
 		c.refused++
 		refused := c.refused
 		c.mu.Unlock()
-		if refused > 2*int(c.s.MaxConcurrentStreams)+100 {
+		if refused > 2*c.maxStreams+100 {
 			return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
