@@ -182,6 +182,7 @@ func (c *h2Conn) serve() {
 			}
 		}
 		if c.stopping() {
+			c.drainClose() // the client may still be sending: close without a reset
 			return
 		}
 	}
