@@ -187,14 +187,7 @@ func (hc *h1Conn) rejectHead(err error) {
 	hc.w.closeAfter = true
 	x.W = &hc.w
 	hc.dl.SetWrite(hc.c, time.Now().Add(time.Second))
-	perr := proxy.Fail(status, reason, err)
-	if h, ok := hc.l.h().(interface {
-		RejectExchange(x *proxy.Exchange, err *proxy.Error)
-	}); ok {
-		h.RejectExchange(x, perr)
-		return
-	}
-	_ = proxy.RespondError(x, perr)
+	hc.l.reject(x, proxy.Fail(status, reason, err))
 }
 
 // headBuffered reports whether a whole request head is already in br's buffer.

@@ -377,7 +377,8 @@ func joinCookies(req *httpmsg.Request) {
 func (c *h2Conn) runStream(st *h2Stream) {
 	x := &st.x
 	if st.reject != nil {
-		c.reject(x, st.reject)
+		x.ClientIP = x.Peer.Addr()
+		c.l.reject(x, st.reject)
 	} else {
 		c.l.h().ServeExchange(x)
 	}
@@ -404,18 +405,6 @@ func (c *h2Conn) runStream(st *h2Stream) {
 	}
 	c.unlockWrite()
 	st.release()
-}
-
-// reject answers a request refused before routing, and has it recorded like any other.
-func (c *h2Conn) reject(x *proxy.Exchange, err *proxy.Error) {
-	x.ClientIP = x.Peer.Addr()
-	if h, ok := c.l.h().(interface {
-		RejectExchange(x *proxy.Exchange, err *proxy.Error)
-	}); ok {
-		h.RejectExchange(x, err)
-		return
-	}
-	_ = proxy.RespondError(x, err)
 }
 
 // closeGracefullyLocked ends a connection that sent GOAWAY once its last stream is done: what is

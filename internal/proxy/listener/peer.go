@@ -55,3 +55,15 @@ func (l *Listener) startExchange(x *proxy.Exchange, p *peerInfo, s *Settings) {
 		x.Deadline = now.Add(s.RequestTimeout)
 	}
 }
+
+// reject answers a request refused before routing (its head was malformed or over a limit), and
+// has it recorded like any other when the handler can.
+func (l *Listener) reject(x *proxy.Exchange, err *proxy.Error) {
+	if h, ok := l.h().(interface {
+		RejectExchange(x *proxy.Exchange, err *proxy.Error)
+	}); ok {
+		h.RejectExchange(x, err)
+		return
+	}
+	_ = proxy.RespondError(x, err)
+}
