@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/template"
@@ -24,6 +23,7 @@ import (
 	"github.com/meshgate/meshgate/internal/config"
 	"github.com/meshgate/meshgate/internal/control"
 	"github.com/meshgate/meshgate/internal/control/store"
+	"github.com/meshgate/meshgate/internal/freeport"
 	"github.com/meshgate/meshgate/internal/gateway"
 	"github.com/meshgate/meshgate/internal/mesh/netns"
 )
@@ -141,9 +141,9 @@ func RunMesh(ctx context.Context, o MeshOptions) error {
 	procs := &processes{log: o.Log}
 	defer procs.stop()
 	for i, w := range meshWorkloads {
-		args := func() ([]string, error) {
-			// Built anew for each start: on loopback, a restart gets fresh ports.
-			return workloadArgs(o.Self, mode, topo, i, w, cp.GRPCAddr().String(), cdir, filepath.Join(dir, "sidecars", w.instance))
+		args, err := workloadArgs(o.Self, mode, topo, i, w, cp.GRPCAddr().String(), cdir, filepath.Join(dir, "sidecars", w.instance))
+		if err != nil {
+			return err
 		}
 		if err := procs.start(w.instance, args, filepath.Join(logs, w.instance+".log")); err != nil {
 			return err
@@ -208,22 +208,16 @@ func workloadArgs(self, mode string, topo *topology, i int, w workload, controlA
 	return append(append(sc, "--"), app...), nil
 }
 
-// freePorts returns n loopback addresses with free ports.
+// freePorts returns n loopback addresses with free ports, from below the ephemeral range (see
+// freeport): the workloads' sidecars bind them a moment later.
 func freePorts(n int) ([]string, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-	}()
-	var out []string
+	out := make([]string, 0, n)
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		a, err := freeport.Loopback()
 		if err != nil {
 			return nil, err
 		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
+		out = append(out, a)
 	}
 	return out, nil
 }
@@ -288,112 +282,54 @@ func instructions(mode, why, base, adminAddr, controlAdmin, logs string) string 
 type processes struct {
 	log      *slog.Logger
 	stopping atomic.Bool
-	procs    []*process
+	cmds     []*exec.Cmd
+	done     []chan struct{}
 }
 
-// process is one workload process and the ones that replaced it.
-type process struct {
-	mu   sync.Mutex
-	cmd  *exec.Cmd     // the one running now
-	done chan struct{} // closed when the workload is over for good
-}
-
-// Startup restarts: a workload process that ends this soon after it started (its sidecar could
-// not bind a port another process took meanwhile, say) is started again, a few times, with a new
-// command line. One that ends later (POST /orders/crash) stays down, as the demo intends.
-const (
-	startupWindow = 10 * time.Second
-	maxRestarts   = 3
-)
-
-// start runs the command args returns, with output to logFile, in its own process group.
-func (p *processes) start(name string, args func() ([]string, error), logFile string) error {
-	pr := &process{done: make(chan struct{})}
-	cmd, f, err := p.spawn(name, args, logFile)
+// start runs args with output to logFile, in its own process group. A process that ends before
+// the mesh stops is a warning naming its log: a workload crashed (POST /orders/crash does it on
+// purpose) or its sidecar could not start.
+func (p *processes) start(name string, argv []string, logFile string) error {
+	f, err := os.Create(logFile)
 	if err != nil {
 		return err
-	}
-	pr.cmd = cmd
-	p.procs = append(p.procs, pr)
-	go p.supervise(name, pr, f, args, logFile)
-	return nil
-}
-
-// spawn starts one process of a workload.
-func (p *processes) spawn(name string, args func() ([]string, error), logFile string) (*exec.Cmd, *os.File, error) {
-	argv, err := args()
-	if err != nil {
-		return nil, nil, err
-	}
-	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, nil, err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("up: starting %s: %w", name, err)
+		return fmt.Errorf("up: starting %s: %w", name, err)
 	}
-	return cmd, f, nil
-}
-
-// supervise waits for the workload's process, and starts it again when it ended during startup.
-func (p *processes) supervise(name string, pr *process, f *os.File, args func() ([]string, error), logFile string) {
-	defer close(pr.done)
-	for restarts := 0; ; restarts++ {
-		pr.mu.Lock()
-		cmd := pr.cmd
-		pr.mu.Unlock()
-		started := time.Now()
+	done := make(chan struct{})
+	go func() {
 		err := cmd.Wait()
 		f.Close()
 		if p.stopping.Load() {
 			p.log.Info("workload process ended", "workload", name, "error", err)
-			return
+		} else {
+			p.log.Warn("workload process ended before the mesh stopped", "workload", name, "error", err, "log", logFile)
 		}
-		p.log.Warn("workload process ended before the mesh stopped", "workload", name, "error", err, "log", logFile)
-		// What is left of its process group (the workload its sidecar started) goes with it.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if time.Since(started) > startupWindow || restarts >= maxRestarts {
-			return
-		}
-		pr.mu.Lock()
-		if p.stopping.Load() {
-			pr.mu.Unlock()
-			return
-		}
-		next, nf, serr := p.spawn(name, args, logFile)
-		if serr != nil {
-			pr.mu.Unlock()
-			p.log.Warn("workload could not be started again", "workload", name, "error", serr)
-			return
-		}
-		pr.cmd, f = next, nf
-		pr.mu.Unlock()
-		p.log.Warn("workload process started again", "workload", name, "restarts", restarts+1)
-	}
+		close(done)
+	}()
+	p.cmds = append(p.cmds, cmd)
+	p.done = append(p.done, done)
+	return nil
 }
 
 // stop sends SIGTERM to every process group and waits (SIGKILL after 15s).
 func (p *processes) stop() {
 	p.stopping.Store(true)
-	signal := func(pr *process, sig syscall.Signal) {
-		pr.mu.Lock()
-		_ = syscall.Kill(-pr.cmd.Process.Pid, sig)
-		pr.mu.Unlock()
-	}
-	for _, pr := range p.procs {
-		signal(pr, syscall.SIGTERM)
+	for _, c := range p.cmds {
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
 	}
 	deadline := time.After(15 * time.Second)
-	for _, pr := range p.procs {
+	for i, d := range p.done {
 		select {
-		case <-pr.done:
+		case <-d:
 		case <-deadline:
-			signal(pr, syscall.SIGKILL)
-			<-pr.done
+			_ = syscall.Kill(-p.cmds[i].Process.Pid, syscall.SIGKILL)
+			<-d
 		}
 	}
 }

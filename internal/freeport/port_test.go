@@ -1,4 +1,4 @@
-package testport
+package freeport
 
 import (
 	"net"
@@ -6,10 +6,13 @@ import (
 	"testing"
 )
 
-func TestAddr(t *testing.T) {
+func TestLoopback(t *testing.T) {
 	seen := map[string]bool{}
 	for range 200 {
-		a := Addr(t)
+		a, err := Loopback()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if seen[a] {
 			t.Fatalf("%s handed out twice", a)
 		}
