@@ -544,13 +544,7 @@ func TestACMEObtainServeReload(t *testing.T) {
 func TestACMEChallengeOnListener(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	dnsBin := requireProgram(t, "pebble-challtestsrv")
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	dns := startChild(t, nil, dnsBin, "-dns01", dnsAddr, "-http01", "", "-https01", "", "-tlsalpn01", "",
-		"-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
-	if !waitFor(10*time.Second, func() bool { return dnsUp(dnsAddr) }) {
-		t.Fatalf("pebble-challtestsrv did not start:\n%s", dns.out.String())
-	}
+	dnsAddr := startChallDNS(t)
 	gwPort := freePort(t)
 	p := startPebble(t, dir, pebbleOptions{DNSServer: dnsAddr, TLSPort: gwPort})
 
@@ -630,13 +624,7 @@ func TestACMEChallengeOnListener(t *testing.T) {
 func TestACMEHTTPChallenge(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	dnsBin := requireProgram(t, "pebble-challtestsrv")
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	dns := startChild(t, nil, dnsBin, "-dns01", dnsAddr, "-http01", "", "-https01", "", "-tlsalpn01", "",
-		"-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
-	if !waitFor(10*time.Second, func() bool { return dnsUp(dnsAddr) }) {
-		t.Fatalf("pebble-challtestsrv did not start:\n%s", dns.out.String())
-	}
+	dnsAddr := startChallDNS(t)
 	httpPort := freePort(t)
 	p := startPebble(t, dir, pebbleOptions{DNSServer: dnsAddr, HTTPPort: httpPort})
 	up := startUpstream(t, "app")
@@ -669,6 +657,20 @@ func TestACMEHTTPChallenge(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "upstream app /.well-known/acme-challenge/not-a-token" {
 		t.Errorf("a path that is no active challenge: %d %q, want it routed to the upstream", resp.StatusCode, body)
 	}
+}
+
+// startChallDNS starts pebble-challtestsrv as the DNS server pebble resolves challenge domains
+// with (every name to loopback) and returns its address once it answers.
+func startChallDNS(t *testing.T) string {
+	t.Helper()
+	dnsBin := requireProgram(t, "pebble-challtestsrv")
+	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dns := startChild(t, nil, dnsBin, "-dns01", dnsAddr, "-http01", "", "-https01", "", "-tlsalpn01", "",
+		"-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	if !waitFor(10*time.Second, func() bool { return dnsUp(dnsAddr) }) {
+		t.Fatalf("pebble-challtestsrv did not start:\n%s", dns.out.String())
+	}
+	return dnsAddr
 }
 
 // dnsUp reports whether a DNS server answers on the UDP address (a query for a test name).
