@@ -27,17 +27,7 @@ type TopRow struct {
 // TopRows sums edges per direction, source, service and route over covered, busiest first.
 func TopRows(edges []record.Edge, covered time.Duration) []TopRow {
 	type key struct{ dir, src, svc, route string }
-	sum := map[key]*record.EdgeCounts{}
-	for i := range edges {
-		e := &edges[i]
-		k := key{e.Direction, e.Source, e.Service, e.Route}
-		c := sum[k]
-		if c == nil {
-			c = &record.EdgeCounts{}
-			sum[k] = c
-		}
-		c.Merge(&e.EdgeCounts)
-	}
+	sum := sumBy(edges, func(e *record.Edge) (key, bool) { return key{e.Direction, e.Source, e.Service, e.Route}, true })
 	secs := covered.Seconds()
 	if secs <= 0 {
 		secs = 1
@@ -71,19 +61,7 @@ type ConsumerRow struct {
 
 // ConsumerRows sums the edge-direction counters per consumer, busiest first.
 func ConsumerRows(edges []record.Edge) []ConsumerRow {
-	sum := map[string]*record.EdgeCounts{}
-	for i := range edges {
-		e := &edges[i]
-		if e.Direction != "edge" {
-			continue
-		}
-		c := sum[e.Consumer]
-		if c == nil {
-			c = &record.EdgeCounts{}
-			sum[e.Consumer] = c
-		}
-		c.Merge(&e.EdgeCounts)
-	}
+	sum := sumBy(edges, func(e *record.Edge) (string, bool) { return e.Consumer, e.Direction == "edge" })
 	rows := make([]ConsumerRow, 0, len(sum))
 	for k, c := range sum {
 		rows = append(rows, ConsumerRow{Consumer: k, Requests: c.Requests, Failures: c.Failures, ErrorRate: 1 - success(c)})
@@ -114,20 +92,9 @@ type ImpactRow struct {
 // own inbound ones) per consumer and edge route, most failures first.
 func ImpactRows(edges []record.Edge, service string) []ImpactRow {
 	type key struct{ consumer, route string }
-	sum := map[key]*record.EdgeCounts{}
-	for i := range edges {
-		e := &edges[i]
-		if e.Service != service || e.Direction == "inbound" {
-			continue
-		}
-		k := key{e.Consumer, e.EdgeRoute}
-		c := sum[k]
-		if c == nil {
-			c = &record.EdgeCounts{}
-			sum[k] = c
-		}
-		c.Merge(&e.EdgeCounts)
-	}
+	sum := sumBy(edges, func(e *record.Edge) (key, bool) {
+		return key{e.Consumer, e.EdgeRoute}, e.Service == service && e.Direction != "inbound"
+	})
 	rows := make([]ImpactRow, 0, len(sum))
 	for k, c := range sum {
 		rows = append(rows, ImpactRow{Consumer: k.consumer, EdgeRoute: k.route, Requests: c.Requests, Failures: c.Failures,
@@ -142,6 +109,26 @@ func ImpactRows(edges []record.Edge, service string) []ImpactRow {
 	return rows
 }
 
+// sumBy merges the counters of the edges keep admits, per the key it gives them.
+func sumBy[K comparable](edges []record.Edge, keep func(e *record.Edge) (K, bool)) map[K]*record.EdgeCounts {
+	sum := map[K]*record.EdgeCounts{}
+	for i := range edges {
+		e := &edges[i]
+		k, ok := keep(e)
+		if !ok {
+			continue
+		}
+		c := sum[k]
+		if c == nil {
+			c = &record.EdgeCounts{}
+			sum[k] = c
+		}
+		c.Merge(&e.EdgeCounts)
+	}
+	return sum
+}
+
+// success is the share of c's requests that did not fail (1 when there were none).
 func success(c *record.EdgeCounts) float64 {
 	if c.Requests == 0 {
 		return 1
