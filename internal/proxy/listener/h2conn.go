@@ -60,15 +60,17 @@ type h2Conn struct {
 	work        chan *h2Stream
 	idleWorkers atomic.Int32
 
-	mu            sync.Mutex // guards everything below, and all writing
-	bw            *bufio.Writer
-	henc          *hpack.Encoder
-	hbuf          []byte // the header block being encoded
-	streams       map[uint32]*h2Stream
-	maxStreamID   uint32 // the highest stream id the client opened
-	running       int    // streams whose exchange is running (reset ones included, until done)
-	sendWindow    int64  // the connection's send window
-	peerWindow    int32  // the client's SETTINGS_INITIAL_WINDOW_SIZE
+	mu          sync.Mutex // guards everything below, and all writing
+	bw          *bufio.Writer
+	henc        *hpack.Encoder
+	hbuf        []byte // the header block being encoded
+	streams     map[uint32]*h2Stream
+	maxStreamID uint32 // the highest stream id the client opened
+	// running counts streams whose exchange runs (reset ones too, until done): every stream in
+	// streams is one of them, so no stream is left when it is 0.
+	running       int
+	sendWindow    int64 // the connection's send window
+	peerWindow    int32 // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrameSize uint32
 	unackedRecv   int32 // connection receive credit consumed and not yet returned
 	recvBuffered  int64 // request body bytes received and not yet read by their exchanges
@@ -266,7 +268,7 @@ func (c *h2Conn) drainClose() {
 func (c *h2Conn) stopping() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.goAway && c.running == 0 && len(c.streams) == 0
+	return c.goAway && c.running == 0
 }
 
 // finish tears the connection down: streams are cancelled, writers woken, and the function
@@ -311,7 +313,7 @@ func (c *h2Conn) idleExpired() {
 		return
 	}
 	timeout := c.idleTimeout()
-	if c.running > 0 || len(c.streams) > 0 {
+	if c.running > 0 {
 		c.idle.Reset(timeout)
 		return
 	}
@@ -342,7 +344,7 @@ func (c *h2Conn) shutdown() {
 		return
 	}
 	c.goAwayLocked(http2.ErrCodeNo)
-	if c.running == 0 && len(c.streams) == 0 {
+	if c.running == 0 {
 		c.closeGracefullyLocked()
 	}
 }

@@ -107,7 +107,7 @@ func (c *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.ConnectionError(http2.ErrCodeStreamClosed) // a stream that already ended
 	}
 	c.maxStreamID = id
-	if c.goAway || c.closed {
+	if c.goAway {
 		c.mu.Unlock()
 		return nil // after GOAWAY, new streams are not served
 	}
@@ -126,21 +126,19 @@ func (c *h2Conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
+	// Settings change only in this goroutine, the frame loop: the window holds until the stream
+	// is in the table.
+	window := c.peerWindow
 	c.mu.Unlock()
 
 	st := h2Streams.Get().(*h2Stream)
-	st.reset(c, id)
+	st.reset(c, id, window)
 	code, reject := st.readRequest(f)
 	if code != http2.ErrCodeNo {
 		st.release()
 		return http2.StreamError{StreamID: id, Code: code}
 	}
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		st.release()
-		return nil
-	}
 	c.streams[id] = st
 	c.running++
 	c.refused = 0
@@ -203,12 +201,10 @@ func (c *h2Conn) trailersLocked(st *h2Stream, f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
-// reset prepares a pooled stream for stream id of c.
-func (st *h2Stream) reset(c *h2Conn, id uint32) {
+// reset prepares a pooled stream for stream id of c, whose send window starts at window.
+func (st *h2Stream) reset(c *h2Conn, id uint32, window int32) {
 	st.c, st.id = c, id
-	c.mu.Lock()
-	st.sendWindow = int64(c.peerWindow)
-	c.mu.Unlock()
+	st.sendWindow = int64(window)
 	st.recvWindow, st.unackedRecv = h2StreamWindow, 0
 	st.remoteDone, st.localDone, st.resetSent, st.forgotten = false, false, false, false
 	st.err, st.received, st.declared = nil, 0, -1
@@ -397,7 +393,7 @@ func (c *h2Conn) runStream(st *h2Stream) {
 		c.forgetLocked(st)
 	}
 	c.running--
-	if c.running == 0 && len(c.streams) == 0 {
+	if c.running == 0 {
 		c.idleSince = time.Now()
 		if c.goAway {
 			c.closeGracefullyLocked()
